@@ -1,0 +1,44 @@
+"""RSO Case: case management and harmonised RSD for a Regional Support Office."""
+from __future__ import annotations
+
+from flask import Flask
+
+from rso.config import DEFAULTS, REPO_ROOT, from_environment
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the application. ``config`` overrides the environment (tests pass their own)."""
+    app = Flask(
+        __name__,
+        template_folder=str(REPO_ROOT / "templates"),
+        static_folder=str(REPO_ROOT / "rso" / "static"),
+    )
+    app.config.update(DEFAULTS)
+    app.config.update(from_environment())
+    if config:
+        app.config.update(config)
+    _check_config(app)
+
+    from rso import db, web
+
+    db.init_app(app)
+    web.init_app(app)
+    _register_blueprints(app)
+    return app
+
+
+def _check_config(app: Flask) -> None:
+    # Fail fast on a configuration that would make the app unsafe.
+    if len(app.config["SECRET_KEY"] or "") < 32:
+        raise RuntimeError("RSO_SECRET_KEY must be at least 32 characters long.")
+
+
+def _register_blueprints(app: Flask) -> None:
+    from rso.api import bp as api_bp
+    from rso.audit.views import bp as audit_bp
+    from rso.users import api as _users_api  # noqa: F401  (registers API routes)
+    from rso.users.views import bp as users_bp
+
+    app.register_blueprint(users_bp)
+    app.register_blueprint(audit_bp)
+    app.register_blueprint(api_bp)

@@ -1,0 +1,228 @@
+"""The ``rso`` command line: database, users, demo, server, audit, keys, workflows."""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+DEMO_ACCOUNTS = [
+    # username, role, office, state, full name, languages
+    ("caseworker", "caseworker", "IDN-JKT", None, "Dewi Caseworker", "ind,eng,ara"),
+    ("caseworker2", "caseworker", "IDN-JKT", None, "Rizal Caseworker", "ind,eng,prs"),
+    ("supervisor", "supervisor", "IDN-JKT", None, "Sari Supervisor", "ind,eng"),
+    ("supervisor2", "supervisor", "IDN-JKT", None, "Budi Supervisor", "ind,eng"),
+    ("ncp", "ncp", None, "IDN", "Indonesia National Contact Point", "ind,eng"),
+    ("admin", "admin", None, None, "RSO Administrator", "eng"),
+    ("auditor", "auditor", None, None, "RSO Data Protection Auditor", "eng"),
+]
+
+
+def _app():
+    from rso import create_app
+
+    return create_app()
+
+
+@click.group()
+def main() -> None:
+    """RSO Case: case management and harmonised RSD for a Regional Support Office."""
+
+
+# ---- database ---------------------------------------------------------------
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from rso.migrate import upgrade
+
+    app = _app()
+    upgrade(app.config["DATABASE_URL"], revision)
+    console.print(f"[green]Database at {revision}.[/]")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (``base`` empties the schema)."""
+    from rso.migrate import downgrade
+
+    app = _app()
+    downgrade(app.config["DATABASE_URL"], revision)
+    console.print(f"[yellow]Database at {revision}.[/]")
+
+
+@db.command("load-reference")
+def db_load_reference() -> None:
+    """Load (or refresh) reference data from fixtures/: countries, languages, States, offices."""
+    from rso.db import session_scope
+    from rso.reference.loader import load_reference_data
+
+    app = _app()
+    with session_scope(app) as s:
+        counts = load_reference_data(s)
+    console.print(counts)
+
+
+# ---- users -------------------------------------------------------------------
+
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["caseworker", "supervisor", "ncp", "admin", "auditor"]))
+@click.option("--office", default=None, help="Office code, e.g. IDN-JKT; omit for RSO-wide staff.")
+@click.option("--state", default=None, help="Member State (ISO alpha-3) an NCP speaks for.")
+@click.option("--full-name", default="")
+@click.option("--languages", default="", help="ISO 639-3 codes, comma separated.")
+@click.password_option(envvar="RSO_NEW_USER_PASSWORD")
+def users_create(username, role, office, state, full_name, languages, password) -> None:
+    """Create an account."""
+    from rso.db import session_scope
+    from rso.errors import AppError
+    from rso.users.operations import create_user
+
+    app = _app()
+    try:
+        with session_scope(app) as s:
+            user = create_user(s, username=username, password=password, role=role, full_name=full_name,
+                               office_code=office, state_code=state, languages=languages)
+            console.print(f"[green]Created {user.username} ({user.role}).[/]")
+    except AppError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        for field, msg in exc.fields.items():
+            console.print(f"  [red]{field}[/]: {msg}")
+        sys.exit(1)
+
+
+# ---- demo --------------------------------------------------------------------
+
+@main.command()
+@click.option("--password", default=None, help="One password for every demo account (default: random).")
+@click.option("--persons", default=300, show_default=True, help="Synthetic persons to register.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--serve/--no-serve", default=False, help="Start the server afterwards.")
+@click.option("--port", default=5000, show_default=True)
+def demo(password, persons, seed, serve, port) -> None:
+    """Create the database, reference data, demo accounts and a synthetic caseload."""
+    from sqlalchemy import select
+
+    from rso.db import session_scope
+    from rso.migrate import upgrade
+    from rso.reference.loader import load_reference_data
+    from rso.users.models import User
+    from rso.users.operations import create_user
+    from rso.users.passwords import hash_password
+
+    app = _app()
+    _ensure_keyring(app)
+    upgrade(app.config["DATABASE_URL"])
+    password = password or secrets.token_urlsafe(9)
+    with session_scope(app) as s:
+        load_reference_data(s)
+        for username, role, office, state, name, langs in DEMO_ACCOUNTS:
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None:
+                create_user(s, username=username, password=password, role=role, office_code=office,
+                            state_code=state, full_name=name, languages=langs, mfa_exempt=True)
+            else:  # re-running the demo resets the demo passwords
+                user.password_hash = hash_password(password)
+                user.locked_until = None
+                user.failed_logins = 0
+    for hook in DEMO_HOOKS:
+        hook(app, persons=persons, seed=seed, console=console)
+    table = Table(title="Demo accounts (no second factor needed)")
+    for col in ("username", "password", "role", "scope"):
+        table.add_column(col)
+    for username, role, office, state, _name, _langs in DEMO_ACCOUNTS:
+        table.add_row(username, password, role, office or state or "RSO-wide")
+    console.print(table)
+    if serve:
+        _serve(app, "127.0.0.1", port, 8)
+
+
+#: Domains add demo data here: ``hook(app, persons=, seed=, console=)``.
+DEMO_HOOKS: list = []
+
+
+def _ensure_keyring(app) -> None:
+    from rso.vault.keyring import create_keyring
+
+    path = Path(app.config["KEY_FILE"])
+    if not path.exists():
+        create_keyring(path)
+        console.print(f"Created the master key ring at {path} (mode 0600). Back it up: without it, "
+                      "personal data cannot be read.")
+
+
+# ---- server ------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--threads", default=8, show_default=True)
+def serve(host, port, threads) -> None:
+    """Serve the app with waitress (production WSGI server)."""
+    _serve(_app(), host, port, threads)
+
+
+def _serve(app, host: str, port: int, threads: int) -> None:
+    from waitress import serve as waitress_serve
+
+    console.print(f"RSO Case listening on http://{host}:{port}/  (Ctrl+C to stop)")
+    waitress_serve(app, host=host, port=port, threads=threads, ident="rso")
+
+
+# ---- audit -------------------------------------------------------------------
+
+@main.group()
+def audit() -> None:
+    """Audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit 1 naming the first bad event."""
+    from rso.audit.operations import verify
+    from rso.db import session_scope
+
+    app = _app()
+    with session_scope(app) as s:
+        result = verify(s)
+    if result.ok:
+        console.print(f"[green]Audit chain intact: {result.checked} events.[/]")
+        return
+    console.print(f"[red]Audit chain broken at event #{result.first_bad_id}: {result.reason}.[/] "
+                  f"{result.checked} events before it are intact.")
+    sys.exit(1)
+
+
+def _attach_domain_groups() -> None:
+    from rso.vault.cli import make_keys_group
+    from rso.workflow.cli import make_workflows_group
+
+    def session_factory():
+        app = _app()
+        return app.extensions["rso_sessionmaker"]
+
+    main.add_command(make_keys_group(session_factory,
+                                     lambda: Path(os.environ.get("RSO_KEY_FILE") or _app().config["KEY_FILE"])))
+    main.add_command(make_workflows_group())
+
+
+_attach_domain_groups()

@@ -1,0 +1,148 @@
+"""Database plumbing: the declarative base, engines and sessions.
+
+Operations take an explicit ``Session`` so tests can call them directly; views get
+the request's session from :func:`session`.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from flask import current_app, g
+from sqlalchemy import DateTime, MetaData, String, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+#: Deterministic constraint names so Alembic migrations are stable across engines.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every engine (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use rso.db.utcnow()")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+def new_public_id() -> str:
+    return str(uuid.uuid4())
+
+
+class PublicIdMixin:
+    """A stable public id usable before a record reaches the server, and a row version.
+
+    An edit made against an old ``version`` is refused (see :func:`check_version`).
+    """
+
+    public_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_public_id)
+    version: Mapped[int] = mapped_column(default=1)
+
+
+def check_version(obj, expected: int | None, field: str = "version") -> None:
+    """Refuse an edit made against an old row version (never last-write-wins)."""
+    from rso.errors import Conflict
+
+    if expected is None:
+        from rso.errors import ValidationFailed
+
+        raise ValidationFailed({field: "The version you edited is required."})
+    if int(expected) != obj.version:
+        raise Conflict(
+            f"This record was changed by someone else (you edited version {expected}, "
+            f"it is now version {obj.version}). Reload and apply your change again.",
+            current_version=obj.version,
+        )
+    obj.version += 1
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            # Let SQLAlchemy, not the driver, open transactions (see _begin_immediate).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            # Take the write lock up front: a deferred transaction that reads, then writes
+            # after another writer committed fails with SQLITE_BUSY instead of waiting, and
+            # the audit chain needs a stable "last event" while it appends.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)
+
+
+def init_app(app) -> None:
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["rso_engine"] = engine
+    app.extensions["rso_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+
+    @app.teardown_appcontext
+    def _close_session(exc):
+        s = g.pop("db_session", None)
+        if s is not None:
+            if exc is not None:
+                s.rollback()
+            s.close()
+
+
+def engine() -> Engine:
+    return current_app.extensions["rso_engine"]
+
+
+def session() -> Session:
+    """The current request's (or app context's) session."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["rso_sessionmaker"]()
+    return g.db_session
+
+
+@contextmanager
+def session_scope(app=None) -> Iterator[Session]:
+    """A standalone transactional session (CLI commands, jobs)."""
+    app = app or current_app
+    s = app.extensions["rso_sessionmaker"]()
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()

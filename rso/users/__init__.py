@@ -1,0 +1,1 @@
+"""Accounts, roles, second factor, API tokens and the permission table."""
