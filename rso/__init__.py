@@ -34,11 +34,15 @@ def _check_config(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from rso import web
     from rso.api import bp as api_bp
     from rso.audit.views import bp as audit_bp
+    from rso.jobs import views as _jobs_views  # noqa: F401  (registers API routes)
     from rso.users import api as _users_api  # noqa: F401  (registers API routes)
     from rso.users.views import bp as users_bp
 
     app.register_blueprint(users_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(api_bp)
+    # Bearer-token clients carry no CSRF token; cookie-authenticated API writes are checked in rso.web.
+    web.csrf.exempt(api_bp)

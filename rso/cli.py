@@ -188,6 +188,20 @@ def _serve(app, host: str, port: int, threads: int) -> None:
     waitress_serve(app, host=host, port=port, threads=threads, ident="rso")
 
 
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run a job worker on Redis (RSO_REDIS_URL); resumes jobs whose worker died."""
+    from rso.jobs.worker import start_worker
+
+    app = _app()
+    if not app.config.get("REDIS_URL"):
+        console.print("[red]Set RSO_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to use a worker; without it "
+                      "jobs run inside the web process.[/]")
+        sys.exit(2)
+    start_worker(app, burst=burst)
+
+
 # ---- audit -------------------------------------------------------------------
 
 @main.group()

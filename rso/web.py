@@ -1,6 +1,7 @@
 """Request plumbing: who is asking, may they, CSRF, and errors that never leak internals."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 from datetime import datetime
@@ -162,9 +163,7 @@ def _unexpected_error(exc: Exception):
     # The frames only: an exception's message (SQL parameters, values) may hold personal data.
     where = "".join(traceback.format_tb(exc.__traceback__))
     log.error("unexpected %s on %s %s\n%s", type(exc).__name__, request.method, request.path, where)
-    try:
+    with contextlib.suppress(Exception):  # the original error is what matters
         db.session().rollback()
-    except Exception:  # noqa: S110 - the original error is what matters
-        pass
     return _error_response(500, {"error": "Something went wrong on our side. It has been logged.",
                                  "code": "server_error", "fields": {}})

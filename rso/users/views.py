@@ -105,7 +105,7 @@ def enrol_otp():
             return redirect(url_for("users.dashboard"))
         except ValidationFailed as exc:
             error = exc.fields["otp"]
-    if user.totp_secret_sealed is None or request.method == "GET":
+    if user.totp_secret_sealed is None:  # a pending secret is kept until confirmed
         ops.start_totp_enrolment(user, current_app.config["SECRET_KEY"])
         s.commit()
     secret = open_totp_secret(current_app.config["SECRET_KEY"], user.totp_secret_sealed, user.public_id)
