@@ -24,6 +24,10 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     web.init_app(app)
     _register_blueprints(app)
+    # After the blueprints: their modules register the guards the procedure files name.
+    from rso.workflow import registry
+
+    registry.init_app(app)
     return app
 
 
@@ -38,11 +42,14 @@ def _register_blueprints(app: Flask) -> None:
     from rso.api import bp as api_bp
     from rso.audit.views import bp as audit_bp
     from rso.jobs import views as _jobs_views  # noqa: F401  (registers API routes)
+    from rso.registration import api as _registration_api  # noqa: F401  (registers API routes)
+    from rso.registration.views import bp as registration_bp
     from rso.users import api as _users_api  # noqa: F401  (registers API routes)
     from rso.users.views import bp as users_bp
 
     app.register_blueprint(users_bp)
     app.register_blueprint(audit_bp)
+    app.register_blueprint(registration_bp)
     app.register_blueprint(api_bp)
     # Bearer-token clients carry no CSRF token; cookie-authenticated API writes are checked in rso.web.
     web.csrf.exempt(api_bp)

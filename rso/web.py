@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from rso import db
 from rso.audit.operations import record
-from rso.errors import AppError, NotAuthenticated, PermissionDenied
+from rso.errors import AppError, NotAuthenticated, PermissionDenied, Refused
 from rso.permissions import PUBLIC, allowed
 from rso.users.models import User
 from rso.users.operations import resolve_token
@@ -75,10 +75,7 @@ def _load_user_and_check_access():
             raise NotAuthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
         return redirect(url_for("users.login", next=request.full_path))
     if permission is None or not allowed(g.user, permission):
-        record(s, "access.denied", detail={"endpoint": request.endpoint, "method": request.method,
-                                           "path": request.path, "permission": permission})
-        s.commit()
-        raise PermissionDenied("Your role does not allow this.")
+        raise PermissionDenied("Your role does not allow this.", permission=permission)
     if g.auth_via == "session" and is_api_request() and request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()  # cookie-authenticated API writes need the CSRF header like any form
     return None
@@ -136,7 +133,14 @@ def _error_response(status: int, body: dict):
 
 
 def _app_error(exc: AppError):
-    db.session().rollback()
+    s = db.session()
+    s.rollback()  # a refusal changes nothing ...
+    if isinstance(exc, Refused | PermissionDenied):  # ... but is audited, with the rule that refused
+        record(s, "refused" if isinstance(exc, Refused) else "access.denied",
+               detail={"rule": getattr(exc, "rule", exc.code), "message": exc.message[:300],
+                       "endpoint": request.endpoint, "method": request.method, "path": request.path,
+                       **exc.extra})
+        s.commit()
     if isinstance(exc, NotAuthenticated) and not is_api_request():
         return redirect(url_for("users.login", next=request.full_path))
     return _error_response(exc.status, exc.to_dict())

@@ -1,0 +1,1 @@
+"""Reference data: countries, languages, member States, offices, coded lists."""
