@@ -53,14 +53,28 @@ def dump(schema: Schema, obj, status: int = 200):
     return jsonify(schema.dump(obj)), status
 
 
+def _schema_name(schema) -> str:
+    """Component names: the class name without "Schema", prefixed by its domain when two domains
+    use the same name (e.g. registration.Arrival vs another Arrival)."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__.removesuffix("Schema")
+    domain = cls.__module__.split(".")[1] if cls.__module__.startswith("rso.") else ""
+    _SEEN_NAMES.setdefault(name, set()).add(domain)
+    if len(_SEEN_NAMES[name]) > 1 and domain:
+        return f"{domain.title()}{name}"
+    return name
+
+
+_SEEN_NAMES: dict[str, set[str]] = {}
+
+
 def build_openapi(app) -> dict:
     spec = APISpec(title="RSO Case API", version="1", openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()],
+                   plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
                    info={"description": "Case management and harmonised RSD for a Regional Support Office. "
                                         "Authenticate with POST /api/v1/auth/token, then send "
                                         "'Authorization: Bearer <token>'."})
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    seen: set[str] = set()
     paths: dict[str, dict] = {}
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1"):
@@ -74,12 +88,6 @@ def build_openapi(app) -> dict:
             path = path.replace(f"<int:{conv}>", "{" + conv + "}").replace(f"<{conv}>", "{" + conv + "}")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             op: dict = {"summary": meta["summary"], "tags": [meta["tag"]], "responses": {}}
-            for schema in (meta["request"], meta["response"]):
-                if schema is not None:
-                    name = (schema if isinstance(schema, type) else type(schema)).__name__.removesuffix("Schema")
-                    if name not in seen:
-                        spec.components.schema(name, schema=schema)
-                        seen.add(name)
             if getattr(view, "permission", None) != "public":
                 op["security"] = [{"bearer": []}]
             params = [{"name": a, "in": "path", "required": True, "schema": {"type": "string"}}

@@ -144,6 +144,7 @@ def demo(password, persons, seed, serve, port) -> None:
                 user.password_hash = hash_password(password)
                 user.locked_until = None
                 user.failed_logins = 0
+    _load_demo_hooks()
     for hook in DEMO_HOOKS:
         hook(app, persons=persons, seed=seed, console=console)
     table = Table(title="Demo accounts (no second factor needed)")
@@ -156,8 +157,16 @@ def demo(password, persons, seed, serve, port) -> None:
         _serve(app, "127.0.0.1", port, 8)
 
 
-#: Domains add demo data here: ``hook(app, persons=, seed=, console=)``.
+#: Domains add demo data here: ``hook(app, persons=, seed=, console=)``, run in order.
 DEMO_HOOKS: list = []
+
+
+def _load_demo_hooks() -> None:
+    from rso.registration.demo import demo_caseload
+
+    for hook in (demo_caseload,):
+        if hook not in DEMO_HOOKS:
+            DEMO_HOOKS.append(hook)
 
 
 def _ensure_keyring(app) -> None:

@@ -110,8 +110,10 @@ def make_user(app, reference):
               state: str | None = None, password: str = TEST_PASSWORD, mfa_exempt: bool = True, **kw):
         if role == "ncp":
             office, state = None, state or "IDN"
-        if role in ("admin", "auditor") and office == "IDN-JKT":
+        if role in ("admin", "auditor", "partner") and office == "IDN-JKT":
             office = None
+        if role == "partner":
+            kw.setdefault("partner_code", "IOM")
         with session_scope(app) as s:
             return create_user(s, username=username or f"{role}{next(counter)}", password=password, role=role,
                                office_code=office, state_code=state, mfa_exempt=mfa_exempt, **kw)

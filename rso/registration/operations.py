@@ -1,0 +1,1476 @@
+"""Registration operations: register a case, read it, correct it, decide on duplicates, search.
+
+Plain functions taking an explicit ``Session`` and the acting ``User``; they flush but do
+not commit (except when refusing an out-of-scope read, whose audit event must survive the
+rollback of the refusal). Views and the manifest import call these; tests call them directly.
+
+Who may call: holders of ``case.write`` (register, correct, decide) or ``case.read`` (read,
+search, documents), checked by the views. Scope is checked here: office staff reach their
+office's cases only (another office's case is "not found", and the attempt is audited);
+RSO-wide staff (no office) reach all.
+
+Personal data: every field but the analytic ones is sealed by the vault under the person's
+data key, bound to ``persons.<column>`` and the person's public id. Every decryption for
+display is an audited read (``person.read`` with the endpoint and the person ids); a person
+whose data key was shredded reads as erased.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from rso.audit.operations import record
+from rso.db import check_version, utcnow
+from rso.errors import Conflict, NotFound, Refused, ValidationFailed
+from rso.reference.loader import codes
+from rso.reference.models import Office
+from rso.registration import signals
+from rso.registration import validation as rules
+from rso.registration.models import (
+    PRIORITY_RANK,
+    SEALED_PERSON_FIELDS,
+    ArrivalMode,
+    Case,
+    CaseNumberCounter,
+    CaseStatus,
+    Correction,
+    DuplicateDecision,
+    DuplicateDecisionKind,
+    Person,
+    PersonNeed,
+    PersonPhoto,
+    PersonStatus,
+    Priority,
+    Relationship,
+    SeaIncident,
+    Sex,
+)
+from rso.vault.blind import DOCUMENT, NAME_DOB, PHONE, PHONETIC_NAME, confirm_name_dob
+from rso.vault.errors import DataErased
+from rso.vault.models import BlindIndexEntry
+from rso.vault.normalise import normalise_country, normalise_document_number, normalise_phone
+from rso.vault.operations import create_data_key, data_key_for, set_blind_indexes
+from rso.vault.phonetic import phonetic_keys
+
+PERSONS = "persons"
+CASES = "cases"
+PHOTOS = "person_photos"
+CORRECTIONS = "registration_corrections"
+OWNER = "person"
+#: JSON-encoded sealed fields
+_JSON_FIELDS = frozenset({"other_names", "languages", "documents", "age_assessment"})
+_LIST_FIELDS = frozenset({"other_names", "languages", "documents"})
+#: person fields that feed the blind indexes
+_INDEXED_FIELDS = frozenset(
+    {"given_name", "family_name", "other_names", "date_of_birth", "documents", "phone"}
+)
+#: plain person columns a correction may change
+_PLAIN_FIELDS = (
+    "relationship",
+    "sex",
+    "dob_estimated",
+    "nationality",
+    "stateless",
+    "interpreter_needed",
+    "arrival_date",
+    "arrival_mode",
+)
+
+REASON_TEXT = {
+    "same_document": "same document number",
+    "same_phone": "same phone number",
+    "same_name_dob": "same name and date of birth",
+    "phonetic_name": "phonetic name match, same birth year",
+    "phonetic_name_near": "phonetic name match, birth year within one year (estimated)",
+}
+_REASON_ORDER = list(REASON_TEXT)
+_SEP = "\x1f"  # the blind-index value separator (rso.vault.blind)
+EARLIEST_BIRTH_YEAR = 1900
+
+
+def _vault(vault=None):
+    if vault is not None:
+        return vault
+    from rso.vault.runtime import get_vault
+
+    return get_vault()
+
+
+# =========================================================================== priority
+def priority_for_weight(weight: int) -> Priority:
+    """Needs weight 5 → emergency, 3-4 → urgent, else normal."""
+    if weight >= 5:
+        return Priority.EMERGENCY
+    if weight >= 3:
+        return Priority.URGENT
+    return Priority.NORMAL
+
+
+def needs_weight(need_codes) -> int:
+    table = rules.needs_by_code()
+    return max((table[c]["priority_weight"] for c in need_codes if c in table), default=0)
+
+
+def case_priority(case: Case) -> Priority:
+    """The case's priority from its members' specific needs (the highest need decides):
+    any need of weight 5 → emergency, 3 or 4 → urgent, otherwise normal. Members linked as
+    duplicates of another record do not count."""
+    weight = max((p.needs_weight for p in case.members if p.status == PersonStatus.ACTIVE), default=0)
+    return priority_for_weight(weight)
+
+
+def _refresh_priority(s: Session, case: Case) -> None:
+    old = case.priority
+    case.needs_weight = max(
+        (p.needs_weight for p in case.members if p.status == PersonStatus.ACTIVE), default=0
+    )
+    case.priority = case_priority(case)
+    case.priority_rank = PRIORITY_RANK[case.priority]
+    if old is not None and old != case.priority:
+        signals.priority_changed.send(case, session=s, old=old, new=case.priority)
+
+
+# =========================================================================== sealing helpers
+def _encode(name: str, value) -> str | None:
+    if value is None or value == [] or value == "":
+        return None
+    if name in _JSON_FIELDS:
+        return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+    return str(value)
+
+
+def _decode(name: str, text):
+    if text is None:
+        return [] if name in _LIST_FIELDS else None
+    if name in _JSON_FIELDS:
+        return json.loads(text)
+    return text
+
+
+def _seal_fields(bk, person: Person, values: dict) -> None:
+    for name in SEALED_PERSON_FIELDS:
+        if name in values:
+            setattr(
+                person,
+                f"{name}_sealed",
+                bk.seal(_encode(name, values[name]), table=PERSONS, column=name, row=person.public_id),
+            )
+
+
+def _open_fields(bk, person: Person, names=SEALED_PERSON_FIELDS) -> dict:
+    return {
+        name: _decode(
+            name, bk.open(getattr(person, f"{name}_sealed"), table=PERSONS, column=name, row=person.public_id)
+        )
+        for name in names
+    }
+
+
+def _bound(s: Session, vault, data_key_id: int):
+    """The vault bound to an owner's data key; raises ``DataErased`` (410) if shredded."""
+    return vault.bound(data_key_for(s, vault, data_key_id))
+
+
+def full_name(values: dict) -> str:
+    return " ".join(p for p in (values.get("given_name"), values.get("family_name")) if p)
+
+
+def _all_names(values: dict) -> list[str]:
+    return [n for n in [full_name(values), *(values.get("other_names") or [])] if n]
+
+
+def _index_entries(vault, values: dict) -> list[tuple[str, str]]:
+    docs = [(d["number"], d.get("issuing_country")) for d in values.get("documents") or []]
+    phones = [values["phone"]] if values.get("phone") else []
+    return vault.blind.entries(
+        names=_all_names(values), dob=values.get("date_of_birth"), documents=docs, phones=phones
+    )
+
+
+def _age_assessment_for_storage(value):
+    if not value:
+        return None
+    out = dict(value)
+    if isinstance(out.get("assessed_on"), date):
+        out["assessed_on"] = out["assessed_on"].isoformat()
+    return {k: v for k, v in out.items() if v is not None}
+
+
+# =========================================================================== scope
+def in_scope(user, office_id: int) -> bool:
+    """Office staff see their office only; RSO-wide staff (no office) see every office."""
+    return user is not None and (user.office_id is None or user.office_id == office_id)
+
+
+def _looks_like_uuid(ref: str) -> bool:
+    try:
+        uuid.UUID(str(ref))
+        return True
+    except ValueError:
+        return False
+
+
+def get_case(s: Session, user, case_ref: str | int, *, action: str = "read") -> Case:
+    """The case with this public id (or case number), if the user's scope reaches it.
+
+    Refuses with ``NotFound`` both an unknown case and another office's case (so existence
+    is not revealed); the latter is audited (``case.out_of_scope``) and committed.
+    """
+    ref = str(case_ref).strip()
+    if _looks_like_uuid(ref):
+        case = s.scalar(select(Case).where(Case.public_id == str(uuid.UUID(ref))))
+    else:
+        case = s.scalar(select(Case).where(Case.case_number == ref.upper()))
+    if case is None:
+        raise NotFound("No such case.")
+    if not in_scope(user, case.office_id):
+        s.rollback()
+        record(
+            s,
+            "case.out_of_scope",
+            actor=user,
+            object_type="case",
+            object_id=case.id,
+            detail={"office": case.office.code, "action": action},
+        )
+        s.commit()
+        raise NotFound("No such case.")
+    return case
+
+
+def get_member(s: Session, case: Case, person_ref: str) -> Person:
+    """A member of ``case`` by public id (``NotFound`` otherwise)."""
+    ref = str(person_ref).strip()
+    person = None
+    if _looks_like_uuid(ref):
+        person = s.scalar(
+            select(Person).where(Person.public_id == str(uuid.UUID(ref)), Person.case_id == case.id)
+        )
+    if person is None:
+        raise NotFound("No such member in this case.")
+    return person
+
+
+def get_person(s: Session, user, person_ref: str) -> Person:
+    """A person by public id, within the user's scope (as :func:`get_case`)."""
+    ref = str(person_ref).strip()
+    person = None
+    if _looks_like_uuid(ref):
+        person = s.scalar(select(Person).where(Person.public_id == str(uuid.UUID(ref))))
+    if person is None:
+        raise NotFound("No such person.")
+    get_case(s, user, person.case.public_id)
+    return person
+
+
+def audit_read(s: Session, user, persons, *, endpoint: str, case: Case | None = None, **extra) -> None:
+    """One ``person.read`` event for everything decrypted for display on one page/response."""
+    ids = sorted({p.id if isinstance(p, Person) else int(p) for p in persons})
+    if not ids:
+        return
+    detail = {"endpoint": endpoint, "persons": ids, **extra}
+    if case is not None:
+        record(s, "person.read", actor=user, object_type="case", object_id=case.id, detail=detail)
+    else:
+        record(
+            s,
+            "person.read",
+            actor=user,
+            object_type="person",
+            object_id=ids[0] if len(ids) == 1 else "",
+            detail=detail,
+        )
+
+
+# =========================================================================== case numbers
+def next_case_number(s: Session, office: Office, year: int) -> tuple[int, str]:
+    """Take the next sequence number of ``office`` in ``year``: ``IDN-JKT-2026-000123``.
+
+    The counter row is updated in place (``UPDATE ... RETURNING``), which locks it until
+    commit, so concurrent registrations never get the same number.
+    """
+    table = CaseNumberCounter.__table__
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    s.execute(insert(table).values(office_id=office.id, year=year, last=0).on_conflict_do_nothing())
+    seq = s.execute(
+        update(table)
+        .where(table.c.office_id == office.id, table.c.year == year)
+        .values(last=table.c.last + 1)
+        .returning(table.c.last)
+    ).scalar_one()
+    return seq, f"{office.code}-{year:04d}-{seq:06d}"
+
+
+# =========================================================================== duplicates
+@dataclass
+class Match:
+    """A confirmed possible duplicate: the existing person and why."""
+
+    candidate: Person
+    reasons: list[str]
+    #: the candidate's decrypted names etc. (used for display when in scope)
+    values: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def reason_text(self) -> list[str]:
+        return [REASON_TEXT[r] for r in self.reasons]
+
+
+def _phonetic_digests(vault, codes_: list[str], years: list[int | None]) -> list[str]:
+    out = set()
+    for code in codes_:
+        for y in years:
+            out.add(vault.blind.digest(PHONETIC_NAME, code + _SEP + (f"{y:04d}" if y else "")))
+    return sorted(out)
+
+
+def _owner_is_person():
+    # owner_type inside an expression: the planner must seek (kind, digest), never walk every
+    # entry of owner type "person" (SQLite without statistics would otherwise pick that index)
+    return func.coalesce(BlindIndexEntry.owner_type, "") == OWNER
+
+
+def _candidates(s: Session, kind: str, digests: list[str], *, at_least: int = 1, cap: int = 500) -> list[int]:
+    """Person ids holding ``at_least`` of ``digests`` under ``kind`` (index seek on kind, digest)."""
+    stmt = select(BlindIndexEntry.owner_id).where(
+        BlindIndexEntry.kind == kind, BlindIndexEntry.digest.in_(sorted(set(digests))), _owner_is_person()
+    )
+    stmt = stmt.group_by(BlindIndexEntry.owner_id)
+    if at_least > 1:
+        stmt = stmt.having(func.count(func.distinct(BlindIndexEntry.digest)) >= at_least)
+    return list(s.scalars(stmt.limit(cap)))
+
+
+def find_duplicates(
+    s: Session, values: dict, *, exclude_case_id: int | None = None, limit: int = 10, vault=None
+) -> list[Match]:
+    """Existing persons who may be the person described by ``values`` (validated member
+    fields), with reasons. Candidates come from the blind indexes (document, phone, name +
+    date of birth, phonetic name tokens + birth year) and are confirmed by decrypting and
+    comparing normalised values, since truncated indexes give false bucket hits."""
+    vault = _vault(vault)
+    blind = vault.blind
+    dob = values.get("date_of_birth")
+    year = rules.birth_year(dob)
+    ids: set[int] = set()
+    docs = values.get("documents") or []
+    if docs:
+        ids.update(_candidates(s, DOCUMENT, [blind.document(d["number"], d.get("issuing_country")) for d in docs]))
+    if values.get("phone"):
+        ids.update(_candidates(s, PHONE, [blind.phone(values["phone"])]))
+    names = _all_names(values)
+    if dob:
+        ids.update(_candidates(s, NAME_DOB, [blind.name_dob(n, dob) for n in names]))
+    my_tokens = set(phonetic_keys(full_name(values)).full.split())
+    need = min(2, len(my_tokens))
+    if my_tokens and year:
+        years = [year - 1, year, year + 1] if values.get("dob_estimated") else [year]
+        digests = _phonetic_digests(vault, sorted(my_tokens), years)
+        # truncated digests of two tokens can coincide: never ask for more distinct ones than exist
+        distinct = len(_phonetic_digests(vault, sorted(my_tokens), [year]))
+        ids.update(_candidates(s, PHONETIC_NAME, digests, at_least=min(need, distinct)))
+    if not ids:
+        return []
+    stmt = select(Person).where(Person.id.in_(sorted(ids)))
+    if exclude_case_id is not None:
+        stmt = stmt.where(Person.case_id != exclude_case_id)
+    my_docs = {
+        (normalise_country(d.get("issuing_country")), normalise_document_number(d["number"])) for d in docs
+    }
+    my_phone = normalise_phone(values["phone"]) if values.get("phone") else None
+    matches: list[Match] = []
+    for cand in s.scalars(stmt.order_by(Person.id)):
+        try:
+            bk = _bound(s, vault, cand.data_key_id)
+        except DataErased:
+            continue
+        theirs = _open_fields(
+            bk, cand, ("given_name", "family_name", "other_names", "date_of_birth", "documents", "phone")
+        )
+        reasons = []
+        their_docs = {
+            (normalise_country(d.get("issuing_country")), normalise_document_number(d["number"]))
+            for d in theirs["documents"] or []
+        }
+        if my_docs & their_docs:
+            reasons.append("same_document")
+        if my_phone and theirs["phone"] and normalise_phone(theirs["phone"]) == my_phone:
+            reasons.append("same_phone")
+        their_names = _all_names(theirs)
+        if (
+            dob
+            and theirs["date_of_birth"]
+            and any(confirm_name_dob(a, dob, b, theirs["date_of_birth"]) for a in names for b in their_names)
+        ):
+            reasons.append("same_name_dob")
+        if my_tokens and year and cand.birth_year:
+            gap = abs(cand.birth_year - year)
+            if gap <= (1 if values.get("dob_estimated") else 0):
+                their_tokens = set()
+                for n in their_names:
+                    their_tokens.update(phonetic_keys(n).tokens)
+                if len(my_tokens & their_tokens) >= need:
+                    reasons.append("phonetic_name" if gap == 0 else "phonetic_name_near")
+        if reasons:
+            matches.append(Match(cand, reasons, theirs))
+    matches.sort(
+        key=lambda m: (min(_REASON_ORDER.index(r) for r in m.reasons), -len(m.reasons), m.candidate.id)
+    )
+    return matches[:limit]
+
+
+def candidate_dict(user, match_or_person, values: dict | None = None) -> dict:
+    """How a candidate is shown: names only when its case is in the reader's scope."""
+    person = match_or_person.candidate if isinstance(match_or_person, Match) else match_or_person
+    values = match_or_person.values if isinstance(match_or_person, Match) else (values or {})
+    visible = in_scope(user, person.office_id)
+    return {
+        "id": person.public_id,
+        "case_id": person.case.public_id,
+        "case_number": person.case.case_number,
+        "office": person.case.office.code,
+        "in_scope": visible,
+        "given_name": values.get("given_name") if visible else None,
+        "family_name": values.get("family_name") if visible else None,
+        "birth_year": person.birth_year,
+        "sex": str(person.sex),
+    }
+
+
+def check_duplicates(
+    s: Session, user, payload: dict, *, endpoint: str = "registration.check", vault=None
+) -> dict[int, list[dict]]:
+    """Before saving: possible duplicates of each member of a (raw) registration payload,
+    ``{member_index: [{candidate..., "reasons": [...], "reason_codes": [...]}]}``. Validates
+    first (``ValidationFailed``). The candidates shown are an audited read."""
+    data = rules.validate_case(payload)
+    _ensure_new_public_ids(s, data)  # a repeated submission is a conflict, not its own duplicate
+    out: dict[int, list[dict]] = {}
+    shown: list[Person] = []
+    for i, member in enumerate(data["members"]):
+        found = find_duplicates(s, member, vault=vault)
+        if found:
+            out[i] = [
+                {**candidate_dict(user, m), "reasons": m.reason_text, "reason_codes": m.reasons}
+                for m in found
+            ]
+            shown += [m.candidate for m in found if in_scope(user, m.candidate.office_id)]
+    audit_read(s, user, shown, endpoint=endpoint, purpose="duplicate_check")
+    return out
+
+
+# =========================================================================== registration
+@dataclass
+class Registration:
+    case: Case
+    persons: list[Person]
+    duplicates: list[DuplicateDecision]
+    #: member index → Match list, as found at registration
+    matches: dict[int, list[Match]]
+    #: the clean validated input (for the response; no decryption needed)
+    data: dict = field(repr=False, default_factory=dict)
+
+
+def _office_for(s: Session, user, code: str | None) -> Office:
+    if not code:
+        if user.office_id is None:
+            raise ValidationFailed({"office": "RSO-wide staff must name the office registering the case."})
+        return s.get(Office, user.office_id)
+    office = s.scalar(select(Office).where(Office.code == code.upper()))
+    if office is None:
+        raise ValidationFailed({"office": f"Unknown office code {code!r}."})
+    if user.office_id is not None and office.id != user.office_id:
+        raise ValidationFailed({"office": f"You register for your own office ({user.office.code}) only."})
+    return office
+
+
+def _incident_for(s: Session, office: Office, arrival: dict) -> SeaIncident | None:
+    if arrival.get("incident_id"):
+        inc = s.scalar(select(SeaIncident).where(SeaIncident.public_id == arrival["incident_id"]))
+        if inc is None:
+            raise ValidationFailed({"arrival.incident_id": "No such sea-movement incident."})
+        return inc
+    data = arrival.get("incident")
+    if not data:
+        return None
+    inc_date = data.get("date") or arrival.get("date")
+    # the same boat registered case by case: reuse the incident already recorded
+    existing = s.scalar(
+        select(SeaIncident).where(
+            func.lower(SeaIncident.vessel_name) == data["vessel_name"].lower(),
+            SeaIncident.date == inc_date,
+            SeaIncident.office_id == office.id,
+        )
+    )
+    if existing is not None:
+        return existing
+    inc = SeaIncident(
+        office_id=office.id,
+        vessel_name=data["vessel_name"],
+        departure_point=data.get("departure_point") or "",
+        disembarkation_point=data.get("disembarkation_point") or "",
+        date=inc_date,
+        number_aboard=data.get("number_aboard"),
+    )
+    s.add(inc)
+    s.flush()
+    return inc
+
+
+def _ensure_new_public_ids(s: Session, data: dict) -> None:
+    if data.get("public_id") and s.scalar(select(Case.id).where(Case.public_id == data["public_id"])):
+        raise Conflict(
+            "A case with this public_id is already registered (a retried submission?).",
+            public_id=data["public_id"],
+        )
+    ids = [m["public_id"] for m in data["members"] if m.get("public_id")]
+    if ids and s.scalar(select(func.count()).select_from(Person).where(Person.public_id.in_(ids))):
+        raise Conflict("A member with one of these public_ids is already registered (a retried submission?).")
+
+
+def _new_person(s: Session, vault, case: Case, member: dict, arrival: dict) -> Person:
+    dk_row = create_data_key(s, vault)
+    bk = vault.bound(data_key_for(s, vault, dk_row))
+    need_codes = member.get("specific_needs") or []
+    person = Person(
+        public_id=member.get("public_id") or str(uuid.uuid4()),
+        case_id=case.id,
+        office_id=case.office_id,
+        data_key_id=dk_row.id,
+        relationship_to_principal=Relationship(member["relationship"]),
+        sex=Sex(member["sex"]),
+        birth_year=rules.birth_year(member["date_of_birth"]),
+        dob_estimated=bool(member.get("dob_estimated")),
+        nationality=member.get("nationality"),
+        stateless=bool(member.get("stateless")),
+        arrival_date=member.get("arrival_date") or arrival.get("date"),
+        arrival_mode=ArrivalMode(member.get("arrival_mode") or arrival["mode"]),
+        interpreter_needed=bool(member.get("interpreter_needed")),
+        needs_weight=needs_weight(need_codes),
+    )
+    values = dict(member)
+    values["age_assessment"] = _age_assessment_for_storage(member.get("age_assessment"))
+    _seal_fields(bk, person, values)
+    person.needs = [PersonNeed(code=c) for c in need_codes]
+    s.add(person)
+    s.flush()
+    set_blind_indexes(s, OWNER, person.id, dk_row.id, _index_entries(vault, values))
+    if member.get("photo"):
+        _store_photo(s, bk, person, member["photo"])
+    return person
+
+
+def _store_photo(s: Session, bk, person: Person, photo: dict) -> None:
+    row = s.get(PersonPhoto, person.id)
+    sealed = bk.seal(photo["data"], table=PHOTOS, column="image", row=person.public_id)
+    if row is None:
+        s.add(PersonPhoto(person_id=person.id, content_type=photo["content_type"], image_sealed=sealed))
+    else:
+        row.content_type, row.image_sealed, row.created_at = photo["content_type"], sealed, utcnow()
+    person.has_photo = True
+
+
+def register_case(
+    s: Session, user, payload: dict, *, decisions: dict[int, dict[str, str]] | None = None, vault=None
+) -> Registration:
+    """Register a case with its members (``payload`` as ``POST /api/v1/cases`` takes it).
+
+    Who: ``case.write`` holders, for their own office (RSO-wide staff name the office).
+    Refuses: invalid input (``ValidationFailed`` naming each field; nothing saved), another
+    office, a repeated ``public_id`` (``Conflict``: a retrying device cannot register twice).
+    Possible duplicates are recorded as pending decisions, unless ``decisions`` (member
+    index → {candidate public id: "same_person" | "new_person"}) settles them now (the page
+    flow, where the caseworker saw them before saving). Audited (``case.create``).
+    """
+    vault = _vault(vault)
+    data = rules.validate_case(payload)
+    office = _office_for(s, user, data.get("office"))
+    _ensure_new_public_ids(s, data)
+    arrival = data["arrival"]
+    incident = _incident_for(s, office, arrival)
+    year = utcnow().year
+    seq, number = next_case_number(s, office, year)
+    case_key = create_data_key(s, vault)
+    case = Case(
+        public_id=data.get("public_id") or str(uuid.uuid4()),
+        case_number=number,
+        office_id=office.id,
+        year=year,
+        seq=seq,
+        status=CaseStatus.REGISTERED,
+        arrival_date=arrival["date"],
+        arrival_mode=ArrivalMode(arrival["mode"]),
+        incident_id=incident.id if incident else None,
+        minor_principal_confirmed=bool(data.get("minor_principal_confirmed")),
+        data_key_id=case_key.id,
+        created_by_id=getattr(user, "id", None),
+    )
+    case.arrival_location_sealed = vault.seal(
+        data_key_for(s, vault, case_key),
+        arrival.get("location"),
+        table=CASES,
+        column="arrival_location",
+        row=case.public_id,
+    )
+    s.add(case)
+    s.flush()
+    persons = [_new_person(s, vault, case, m, arrival) for m in data["members"]]
+    s.refresh(case, ["members"])
+    _refresh_priority(s, case)
+    matches: dict[int, list[Match]] = {}
+    duplicates: list[DuplicateDecision] = []
+    for i, (person, member) in enumerate(zip(persons, data["members"], strict=True)):
+        found = find_duplicates(s, member, exclude_case_id=case.id, vault=vault)
+        if found:
+            matches[i] = found
+        for m in found:
+            dd = DuplicateDecision(
+                person_id=person.id, candidate_id=m.candidate.id, reasons=",".join(m.reasons)
+            )
+            s.add(dd)
+            duplicates.append(dd)
+    s.flush()
+    record(
+        s,
+        "case.create",
+        actor=user,
+        object_type="case",
+        object_id=case.id,
+        detail={
+            "case_number": case.case_number,
+            "office": office.code,
+            "members": len(persons),
+            "persons": [p.id for p in persons],
+            "possible_duplicates": len(duplicates),
+            "priority": str(case.priority),
+        },
+    )
+    for i, choice in (decisions or {}).items():
+        for dd in duplicates:
+            if dd.person_id == persons[int(i)].id and dd.candidate.public_id in choice:
+                decide_duplicate(s, user, dd.public_id, choice[dd.candidate.public_id])
+    signals.case_registered.send(case, session=s, user=user)
+    return Registration(case, persons, duplicates, matches, data)
+
+
+def decide_duplicate(s: Session, user, decision_ref: str, decision: str) -> DuplicateDecision:
+    """Record the caseworker's decision on a possible duplicate.
+
+    Who: ``case.write`` holders whose scope reaches the newly registered person. ``same_person``
+    links the new record to the existing one (``same_as``, status ``duplicate``);
+    ``new_person`` confirms two different people. Refuses a decision already taken
+    (``Refused``) and linking one record to two people. Audited (``person.duplicate_decision``).
+    """
+    if decision not in (DuplicateDecisionKind.SAME_PERSON, DuplicateDecisionKind.NEW_PERSON):
+        raise ValidationFailed({"decision": "Choose same_person or new_person."})
+    dd = None
+    if _looks_like_uuid(decision_ref):
+        dd = s.scalar(
+            select(DuplicateDecision).where(DuplicateDecision.public_id == str(uuid.UUID(decision_ref)))
+        )
+    if dd is None:
+        raise NotFound("No such duplicate check.")
+    get_case(s, user, dd.person.case.public_id, action="duplicate_decision")
+    if dd.decision != DuplicateDecisionKind.PENDING:
+        if dd.decision == decision:
+            return dd
+        raise Refused(
+            f"This possible duplicate was already decided ({dd.decision}).", rule="duplicates.decided"
+        )
+    person = dd.person
+    if decision == DuplicateDecisionKind.SAME_PERSON:
+        if person.same_as_id is not None and person.same_as_id != dd.candidate_id:
+            raise Refused("This record is already linked to another person.", rule="duplicates.linked_twice")
+        person.same_as_id = dd.candidate_id
+        person.status = PersonStatus.DUPLICATE
+        person.version += 1
+        _refresh_priority(s, person.case)
+    dd.decision = DuplicateDecisionKind(decision)
+    dd.decided_at = utcnow()
+    dd.decided_by_id = getattr(user, "id", None)
+    s.flush()
+    record(
+        s,
+        "person.duplicate_decision",
+        actor=user,
+        object_type="person",
+        object_id=person.id,
+        detail={
+            "decision": str(decision),
+            "candidate": dd.candidate_id,
+            "reasons": dd.reasons.split(","),
+            "case": person.case_id,
+        },
+    )
+    return dd
+
+
+def registration_dict(s: Session, user, reg: Registration, *, endpoint: str) -> dict:
+    """The response to a registration, built from the validated input (nothing is
+    decrypted but the candidates shown, which is an audited read)."""
+    case = reg.case
+    members = []
+    for person, member in zip(reg.persons, reg.data["members"], strict=True):
+        values = dict(member)
+        values["age_assessment"] = _age_assessment_for_storage(member.get("age_assessment"))
+        members.append(person_dict(person, values))
+    index_of = {p.id: i for i, p in enumerate(reg.persons)}
+    found = {(p.id, m.candidate.id): m for i, ms in reg.matches.items() for p in [reg.persons[i]] for m in ms}
+    dups, shown = [], []
+    for dd in reg.duplicates:
+        m = found.get((dd.person_id, dd.candidate_id))
+        if m is not None and in_scope(user, m.candidate.office_id):
+            shown.append(m.candidate)
+        codes_ = [c for c in dd.reasons.split(",") if c]
+        dups.append({"id": dd.public_id, "member": reg.persons[index_of[dd.person_id]].public_id,
+                     "member_index": index_of[dd.person_id],
+                     "candidate": candidate_dict(user, m) if m else candidate_dict(user, dd.candidate, {}),
+                     "reasons": [REASON_TEXT.get(c, c) for c in codes_], "reason_codes": codes_,
+                     "decision": str(dd.decision)})
+    audit_read(s, user, shown, endpoint=endpoint, case=case, purpose="duplicate_check")
+    arrival = reg.data["arrival"]
+    return {
+        "id": case.public_id, "db_id": case.id, "case_number": case.case_number, "office": case.office.code,
+        "office_name": case.office.name, "status": str(case.status), "priority": str(case.priority),
+        "version": case.version, "minor_principal_confirmed": case.minor_principal_confirmed,
+        "arrival": {"date": case.arrival_date, "mode": str(case.arrival_mode), "location": arrival.get("location"),
+                    "incident": _incident_dict(case.incident)},
+        "members": members, "possible_duplicates": dups, "history": [], "created_at": case.created_at,
+    }
+
+
+# =========================================================================== reading
+def person_dict(person: Person, values: dict | None) -> dict:
+    """A member for display/API; ``values`` are its opened sealed fields (None = erased)."""
+    out = {
+        "id": person.public_id,
+        "version": person.version,
+        "relationship": str(person.relationship_to_principal),
+        "status": str(person.status),
+        "erased": values is None,
+        "same_as": None,
+        "sex": str(person.sex),
+        "birth_year": person.birth_year,
+        "dob_estimated": person.dob_estimated,
+        "nationality": person.nationality,
+        "stateless": person.stateless,
+        "interpreter_needed": person.interpreter_needed,
+        "specific_needs": person.need_codes,
+        "has_photo": person.has_photo,
+        "arrival_date": person.arrival_date,
+        "arrival_mode": str(person.arrival_mode) if person.arrival_mode else None,
+    }
+    if values is not None:
+        out.update({name: values.get(name) for name in SEALED_PERSON_FIELDS})
+    else:
+        out.update({name: ([] if name in _LIST_FIELDS else None) for name in SEALED_PERSON_FIELDS})
+    return out
+
+
+def open_person(s: Session, person: Person, *, vault=None) -> dict | None:
+    """Decrypt a person's sealed fields (None if erased). Not audited: callers audit."""
+    vault = _vault(vault)
+    try:
+        bk = _bound(s, vault, person.data_key_id)
+    except DataErased:
+        return None
+    return _open_fields(bk, person)
+
+
+def _open_case_key(s: Session, vault, case: Case):
+    try:
+        return _bound(s, vault, case.data_key_id)
+    except DataErased:
+        return None
+
+
+def _incident_dict(inc: SeaIncident | None) -> dict | None:
+    if inc is None:
+        return None
+    return {
+        "id": inc.public_id,
+        "vessel_name": inc.vessel_name,
+        "departure_point": inc.departure_point or None,
+        "disembarkation_point": inc.disembarkation_point or None,
+        "date": inc.date,
+        "number_aboard": inc.number_aboard,
+    }
+
+
+def read_case(s: Session, user, case_ref: str, *, endpoint: str, vault=None) -> dict:
+    """The case file as a plain dict: members decrypted, pending and decided duplicates,
+    correction history. Who: ``case.read`` holders in scope. One audited read
+    (``person.read``) lists every person decrypted (members and in-scope candidates)."""
+    vault = _vault(vault)
+    case = get_case(s, user, case_ref)
+    opened: dict[int, dict | None] = {}
+    members = []
+    for p in case.members:
+        opened[p.id] = open_person(s, p, vault=vault)
+        members.append(person_dict(p, opened[p.id]))
+    by_id = {p.id: p for p in case.members}
+    for m, p in zip(members, case.members, strict=True):
+        if p.same_as_id:
+            linked = s.get(Person, p.same_as_id)
+            m["same_as"] = linked.public_id if linked else None
+    shown = [p for p in case.members if opened[p.id] is not None]
+    dups = []
+    rows = s.scalars(
+        select(DuplicateDecision)
+        .where(DuplicateDecision.person_id.in_(list(by_id)))
+        .order_by(DuplicateDecision.id)
+    ).all()
+    for dd in rows:
+        cand = dd.candidate
+        values = None
+        if in_scope(user, cand.office_id):
+            values = open_person(s, cand, vault=vault)
+            if values is not None:
+                shown.append(cand)
+        codes_ = [c for c in dd.reasons.split(",") if c]
+        dups.append(
+            {
+                "id": dd.public_id,
+                "member": dd.person.public_id,
+                "member_index": list(by_id).index(dd.person_id),
+                "candidate": candidate_dict(user, cand, values or {}),
+                "reasons": [REASON_TEXT.get(c, c) for c in codes_],
+                "reason_codes": codes_,
+                "decision": str(dd.decision),
+            }
+        )
+    case_bk = _open_case_key(s, vault, case)
+    location = None
+    if case_bk is not None:
+        location = case_bk.open(
+            case.arrival_location_sealed, table=CASES, column="arrival_location", row=case.public_id
+        )
+    history = correction_history(s, case, vault=vault, case_bk=case_bk)
+    audit_read(s, user, shown, endpoint=endpoint, case=case)
+    return {
+        "id": case.public_id,
+        "db_id": case.id,
+        "case_number": case.case_number,
+        "office": case.office.code,
+        "office_name": case.office.name,
+        "status": str(case.status),
+        "priority": str(case.priority),
+        "version": case.version,
+        "minor_principal_confirmed": case.minor_principal_confirmed,
+        "arrival": {
+            "date": case.arrival_date,
+            "mode": str(case.arrival_mode) if case.arrival_mode else None,
+            "location": location,
+            "incident": _incident_dict(case.incident),
+        },
+        "members": members,
+        "possible_duplicates": dups,
+        "history": history,
+        "created_at": case.created_at,
+    }
+
+
+def correction_history(s: Session, case: Case, *, vault=None, case_bk=None) -> list[dict]:
+    """The corrections of a case, newest first, old and new values decrypted (the caller
+    audits the read). Values of an erased person read as None."""
+    from rso.users.models import User
+
+    vault = _vault(vault)
+    rows = s.execute(
+        select(Correction, User.username)
+        .outerjoin(User, User.id == Correction.by_id)
+        .where(Correction.case_id == case.id)
+        .order_by(Correction.id.desc())
+    ).all()
+    keys: dict[int, object] = {}
+    out = []
+    for corr, username in rows:
+        if corr.person_id is None:
+            bk = case_bk
+            member = None
+        else:
+            person = s.get(Person, corr.person_id)
+            member = person.public_id
+            if person.data_key_id not in keys:
+                try:
+                    keys[person.data_key_id] = _bound(s, vault, person.data_key_id)
+                except DataErased:
+                    keys[person.data_key_id] = None
+            bk = keys[person.data_key_id]
+
+        def _open(bk_, token, column, corr=corr):
+            if bk_ is None or token is None:
+                return None
+            text = bk_.open(token, table=CORRECTIONS, column=column, row=corr.public_id)
+            return json.loads(text)
+
+        out.append(
+            {
+                "field": corr.field,
+                "member": member,
+                "old_value": _open(bk, corr.old_value_sealed, "old_value"),
+                "new_value": _open(bk, corr.new_value_sealed, "new_value"),
+                "reason": _open(case_bk, corr.reason_sealed, "reason"),
+                "by": username,
+                "at": corr.at,
+                "case_version": corr.case_version,
+            }
+        )
+    return out
+
+
+def read_person(s: Session, user, person_ref: str, *, endpoint: str, vault=None) -> dict:
+    """One person, decrypted, with the case number. Raises ``DataErased`` (410) if erased.
+    Audited read."""
+    person = get_person(s, user, person_ref)
+    values = open_person(s, person, vault=vault)
+    if values is None:
+        data_key_for(s, _vault(vault), person.data_key_id)  # raises DataErased with its message
+    audit_read(s, user, [person], endpoint=endpoint, case=person.case)
+    out = person_dict(person, values)
+    out["case_id"] = person.case.public_id
+    out["case_number"] = person.case.case_number
+    return out
+
+
+def read_photo(s: Session, user, case_ref: str, person_ref: str, *, endpoint: str, vault=None):
+    """``(bytes, content_type)`` of a member's photo; audited read. ``NotFound`` without one,
+    ``DataErased`` if erased."""
+    vault = _vault(vault)
+    case = get_case(s, user, case_ref)
+    person = get_member(s, case, person_ref)
+    row = s.get(PersonPhoto, person.id)
+    if row is None:
+        raise NotFound("No photo for this person.")
+    bk = _bound(s, vault, person.data_key_id)
+    data = bk.open(row.image_sealed, table=PHOTOS, column="image", row=person.public_id)
+    audit_read(s, user, [person], endpoint=endpoint, case=case, part="photo")
+    return data, row.content_type
+
+
+# =========================================================================== corrections
+def _plain_value(person: Person, name: str):
+    if name == "relationship":
+        return str(person.relationship_to_principal)
+    value = getattr(person, name)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value) if isinstance(value, Sex | ArrivalMode) else value
+
+
+def _set_plain(person: Person, name: str, value) -> None:
+    if name == "relationship":
+        person.relationship_to_principal = Relationship(value)
+    elif name == "sex":
+        person.sex = Sex(value)
+    elif name == "arrival_mode":
+        person.arrival_mode = ArrivalMode(value) if value else None
+    else:
+        setattr(person, name, value)
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def correct_case(s: Session, user, case_ref: str, payload: dict, *, vault=None) -> Case:
+    """Correct a registered case (``PATCH /api/v1/cases/<id>``).
+
+    Who: ``case.write`` holders in scope. ``payload`` has the ``version`` the client edited,
+    a ``reason`` and the changed fields (case-level: status, arrival, minor_principal_confirmed;
+    members: ``{"id": <public id>, <field>: <value>, ...}``). Refuses a stale version
+    (``Conflict`` 409 with the current version), invalid values (422 naming the field, e.g.
+    ``members.0.date_of_birth``), unknown members, a correction that changes nothing. Each
+    changed field keeps its old and new value (sealed) and the reason in the history;
+    audited (``case.correct``, field names only).
+    """
+    from rso.registration.schemas import CaseCorrectionSchema
+
+    vault = _vault(vault)
+    from marshmallow import ValidationError
+
+    if not isinstance(payload, dict):
+        raise ValidationFailed({"_body": "Send a JSON object."})
+    try:
+        data = CaseCorrectionSchema().load(payload)
+    except ValidationError as exc:
+        raise ValidationFailed(rules.flatten(exc.messages)) from None
+    case = get_case(s, user, case_ref, action="correct")
+    edited_version = case.version
+    check_version(case, data["version"])
+    case_bk = _bound(s, vault, case.data_key_id)
+    changes: list[tuple[Person | None, str, object, object]] = []
+    members_by_id = {p.public_id: p for p in case.members}
+
+    # ---- case-level fields
+    if "status" in data and data["status"] != str(case.status):
+        changes.append((None, "status", str(case.status), data["status"]))
+        case.status = CaseStatus(data["status"])
+    if (
+        "minor_principal_confirmed" in data
+        and data["minor_principal_confirmed"] != case.minor_principal_confirmed
+    ):
+        changes.append(
+            (
+                None,
+                "minor_principal_confirmed",
+                case.minor_principal_confirmed,
+                data["minor_principal_confirmed"],
+            )
+        )
+        case.minor_principal_confirmed = data["minor_principal_confirmed"]
+    arrival = data.get("arrival") or {}
+    if arrival.get("date") and arrival["date"] != case.arrival_date:
+        changes.append(
+            (
+                None,
+                "arrival.date",
+                case.arrival_date.isoformat() if case.arrival_date else None,
+                arrival["date"].isoformat(),
+            )
+        )
+        for p in case.members:
+            if p.arrival_date == case.arrival_date:
+                p.arrival_date = arrival["date"]
+        case.arrival_date = arrival["date"]
+    if arrival.get("mode") and arrival["mode"] != (str(case.arrival_mode) if case.arrival_mode else None):
+        changes.append(
+            (None, "arrival.mode", str(case.arrival_mode) if case.arrival_mode else None, arrival["mode"])
+        )
+        for p in case.members:
+            if p.arrival_mode == case.arrival_mode:
+                p.arrival_mode = ArrivalMode(arrival["mode"])
+        case.arrival_mode = ArrivalMode(arrival["mode"])
+    if "location" in arrival:
+        old = case_bk.open(
+            case.arrival_location_sealed, table=CASES, column="arrival_location", row=case.public_id
+        )
+        if old != arrival["location"]:
+            changes.append((None, "arrival.location", old, arrival["location"]))
+            case.arrival_location_sealed = case_bk.seal(
+                arrival["location"], table=CASES, column="arrival_location", row=case.public_id
+            )
+
+    # ---- members
+    errors: dict[str, str] = {}
+    reindex: dict[int, tuple[Person, object, dict]] = {}
+    for i, entry in enumerate(data.get("members") or []):
+        person = members_by_id.get(entry["id"])
+        if person is None:
+            errors[f"members.{i}.id"] = "No such member in this case."
+            continue
+        if entry.get("version") is not None and entry["version"] != person.version:
+            raise Conflict(
+                f"Member {i + 1} was changed by someone else (you edited version {entry['version']}, "
+                f"it is now version {person.version}).",
+                current_version=edited_version,
+                member=person.public_id,
+                member_version=person.version,
+            )
+        bk = _bound(s, vault, person.data_key_id)
+        current = _open_fields(bk, person)
+        merged = {**current, **{k: _plain_value(person, k) for k in _PLAIN_FIELDS}}
+        merged["specific_needs"] = person.need_codes
+        touched = False
+        for name, new in entry.items():
+            if name in ("id", "version", "public_id", "single_name"):
+                continue
+            if name == "age_assessment":
+                new = _age_assessment_for_storage(new)
+            if name == "photo":
+                if new:
+                    old_row = s.get(PersonPhoto, person.id)
+                    changes.append((person, "photo", "(previous photo)" if old_row else None, "(new photo)"))
+                    _store_photo(s, bk, person, new)
+                    touched = True
+                continue
+            old = merged.get(name)
+            new_cmp = new.isoformat() if isinstance(new, date) else new
+            if name == "specific_needs":
+                old, new_cmp = sorted(old or []), sorted(new or [])
+            if _jsonable(old) == _jsonable(new_cmp):
+                continue
+            changes.append((person, name, old, new_cmp))
+            merged[name] = new_cmp
+            touched = True
+            if name in SEALED_PERSON_FIELDS:
+                _seal_fields(bk, person, {name: new})
+            elif name == "specific_needs":
+                person.needs = [PersonNeed(code=c) for c in new_cmp]
+                person.needs_weight = needs_weight(new_cmp)
+            elif name in _PLAIN_FIELDS:
+                _set_plain(person, name, new)
+            if name == "date_of_birth":
+                person.birth_year = rules.birth_year(new)
+            if name == "nationality" and new == rules.STATELESS:
+                person.stateless = True
+        if not touched:
+            continue
+        person.version += 1
+        # re-check rules that span fields, on the corrected values
+        try:
+            if merged.get("specific_needs"):
+                rules.check_needs(
+                    merged["specific_needs"],
+                    sex=merged.get("sex"),
+                    dob=merged.get("date_of_birth"),
+                    estimated=bool(merged.get("dob_estimated")),
+                )
+        except ValidationError as exc:
+            errors[f"members.{i}.specific_needs"] = "; ".join(exc.messages)
+        if merged.get("dob_estimated") and not merged.get("age_assessment"):
+            errors[f"members.{i}.age_assessment"] = (
+                "An estimated date of birth needs an age assessment record."
+            )
+        if any(n in entry for n in _INDEXED_FIELDS):
+            reindex[person.id] = (person, merged)
+    if errors:
+        raise ValidationFailed(errors)
+    if not changes:
+        raise ValidationFailed({"_body": "Nothing to correct: every value is the same as recorded."})
+    members_now = []
+    for p in case.members:
+        dob = None
+        if p.id in reindex:
+            dob = reindex[p.id][1].get("date_of_birth")
+        else:
+            try:
+                dob = _open_fields(_bound(s, vault, p.data_key_id), p, ("date_of_birth",))["date_of_birth"]
+            except DataErased:
+                dob = None
+        members_now.append({"relationship": str(p.relationship_to_principal), "date_of_birth": dob})
+    herrors = rules.household_errors(members_now, minor_principal_confirmed=case.minor_principal_confirmed)
+    if herrors:
+        raise ValidationFailed(herrors)
+    for person, merged in reindex.values():
+        set_blind_indexes(s, OWNER, person.id, person.data_key_id, _index_entries(vault, merged))
+    for person, name, old, new in changes:
+        corr = Correction(
+            public_id=str(uuid.uuid4()),
+            case_id=case.id,
+            person_id=person.id if person else None,
+            field=name,
+            case_version=case.version,
+            by_id=getattr(user, "id", None),
+        )
+        bk = case_bk if person is None else _bound(s, vault, person.data_key_id)
+        corr.old_value_sealed = bk.seal(
+            json.dumps(_jsonable(old), ensure_ascii=False),
+            table=CORRECTIONS,
+            column="old_value",
+            row=corr.public_id,
+        )
+        corr.new_value_sealed = bk.seal(
+            json.dumps(_jsonable(new), ensure_ascii=False),
+            table=CORRECTIONS,
+            column="new_value",
+            row=corr.public_id,
+        )
+        corr.reason_sealed = case_bk.seal(
+            json.dumps(data["reason"], ensure_ascii=False),
+            table=CORRECTIONS,
+            column="reason",
+            row=corr.public_id,
+        )
+        s.add(corr)
+    _refresh_priority(s, case)
+    case.updated_at = utcnow()
+    s.flush()
+    fields_changed = [
+        name if person is None else f"members.{case.members.index(person)}.{name}"
+        for person, name, _o, _n in changes
+    ]
+    record(
+        s,
+        "case.correct",
+        actor=user,
+        object_type="case",
+        object_id=case.id,
+        detail={
+            "fields": fields_changed,
+            "version": case.version,
+            "persons": sorted({p.id for p, *_ in changes if p is not None}),
+        },
+    )
+    signals.case_corrected.send(case, session=s, user=user, fields=fields_changed)
+    return case
+
+
+# =========================================================================== search
+@dataclass
+class SearchPage:
+    items: list[dict]
+    #: the cursor for the next page (``after=``), None on the last page
+    next_after: int | None
+
+
+def _digest_filter(kind: str, digests: list[str]):
+    return Person.id.in_(
+        select(BlindIndexEntry.owner_id).where(
+            BlindIndexEntry.kind == kind, BlindIndexEntry.digest.in_(digests), _owner_is_person()
+        )
+    )
+
+
+def search_persons(
+    s: Session,
+    user,
+    *,
+    name: str | None = None,
+    birth_year: int | None = None,
+    case_number: str | None = None,
+    document: str | None = None,
+    phone: str | None = None,
+    office: str | None = None,
+    nationality: str | None = None,
+    status: str | None = None,
+    need: str | None = None,
+    arrived_from: date | None = None,
+    arrived_to: date | None = None,
+    after: int | None = None,
+    limit: int = 50,
+    endpoint: str = "registration.search",
+    vault=None,
+) -> SearchPage:
+    """Find persons: by phonetic name (every word of ``name`` must match one of the person's
+    name tokens, any spelling), exact case number, document number or phone (blind
+    indexes), with filters (office, nationality, case status, specific need, arrival date
+    range). Newest first, keyset-paginated by person id (``after`` = the previous page's
+    ``next_after``). Office staff only ever see their office.
+
+    Index hits are confirmed by decrypting (indexes are truncated); only the displayed page
+    (and candidates checked for it) are decrypted, and the page is one audited read.
+    Who: ``case.read`` holders.
+    """
+    vault = _vault(vault)
+    limit = max(1, min(int(limit or 50), 200))
+    errors = {}
+    stmt = select(Person).join(Case, Case.id == Person.case_id)
+    if user.office_id is not None:
+        stmt = stmt.where(Person.office_id == user.office_id)
+    if office:
+        off = s.scalar(select(Office).where(Office.code == office.strip().upper()))
+        if off is None:
+            errors["office"] = f"Unknown office code {office!r}."
+        else:
+            stmt = stmt.where(Person.office_id == off.id)
+    if nationality:
+        code = nationality.strip().upper()
+        if code not in codes("countries"):
+            errors["nationality"] = f"Unknown country code {code!r}."
+        stmt = stmt.where(Person.nationality == code)
+    if status:
+        if status not in {st.value for st in CaseStatus}:
+            errors["status"] = f"Unknown status {status!r}."
+        stmt = stmt.where(Case.status == status)
+    if need:
+        if need not in codes("specific_needs"):
+            errors["need"] = f"Unknown specific-need code {need!r}."
+        stmt = stmt.where(exists().where(PersonNeed.person_id == Person.id, PersonNeed.code == need))
+    if arrived_from:
+        stmt = stmt.where(Person.arrival_date >= arrived_from)
+    if arrived_to:
+        stmt = stmt.where(Person.arrival_date <= arrived_to)
+    if birth_year:
+        stmt = stmt.where(Person.birth_year == int(birth_year))
+    if case_number:
+        stmt = stmt.where(Case.case_number == case_number.strip().upper())
+    blind = vault.blind
+    doc_norm = phone_norm = None
+    if document:
+        try:
+            doc_norm = normalise_document_number(document, field="document")
+            countries = sorted(codes("countries")) + [""]
+            stmt = stmt.where(_digest_filter(DOCUMENT, [blind.document(document, c) for c in countries]))
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    if phone:
+        try:
+            phone_norm = normalise_phone(phone)
+            stmt = stmt.where(_digest_filter(PHONE, [blind.phone(phone)]))
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    name_codes: list[str] = []
+    if name:
+        name_codes = phonetic_keys(name).full.split()
+        if not name_codes:
+            errors["name"] = "Give a name with at least one letter."
+        this_year = utcnow().year
+        years = [int(birth_year)] if birth_year else [None, *range(EARLIEST_BIRTH_YEAR, this_year + 1)]
+        for code in name_codes:
+            stmt = stmt.where(_digest_filter(PHONETIC_NAME, _phonetic_digests(vault, [code], years)))
+    if errors:
+        raise ValidationFailed(errors)
+    needs_confirm = bool(name_codes or doc_norm or phone_norm)
+    stmt = stmt.order_by(Person.id.desc())
+    cursor = after
+    hits: list[tuple[Person, dict | None]] = []
+    checked: list[int] = []
+    batch = limit + 1
+    while len(hits) <= limit:
+        page = stmt.where(Person.id < cursor) if cursor else stmt
+        rows = s.scalars(page.limit(batch)).all()
+        for p in rows:
+            cursor = p.id
+            if not needs_confirm and len(hits) >= limit:
+                hits.append((p, None))  # only proves there is a next page: not decrypted
+                break
+            fields_ = ["given_name", "family_name"]
+            if name_codes:
+                fields_.append("other_names")
+            if doc_norm:
+                fields_.append("documents")
+            if phone_norm:
+                fields_.append("phone")
+            try:
+                values = _open_fields(_bound(s, vault, p.data_key_id), p, fields_)
+            except DataErased:
+                values = None
+            if needs_confirm and not _confirm(values, name_codes, doc_norm, phone_norm):
+                checked.append(p.id)
+                continue
+            hits.append((p, values))
+            if len(hits) > limit:
+                break
+        if len(rows) < batch:
+            break
+        batch = min(batch * 2, 1000)
+    more = len(hits) > limit
+    if more and needs_confirm:
+        checked.append(hits[-1][0].id)
+    hits = hits[:limit]
+    items = []
+    for p, values in hits:
+        c = p.case
+        items.append(
+            {
+                "person_id": p.public_id,
+                "case_id": c.public_id,
+                "case_number": c.case_number,
+                "office": c.office.code,
+                "status": str(c.status),
+                "priority": str(c.priority),
+                "relationship": str(p.relationship_to_principal),
+                "given_name": values.get("given_name") if values else None,
+                "family_name": values.get("family_name") if values else None,
+                "sex": str(p.sex),
+                "birth_year": p.birth_year,
+                "nationality": p.nationality,
+                "arrival_date": p.arrival_date,
+                "specific_needs": p.need_codes,
+                "erased": values is None,
+            }
+        )
+    audit_read(
+        s,
+        user,
+        [p for p, v in hits if v is not None],
+        endpoint=endpoint,
+        checked=len(checked),
+        results=len(items),
+    )
+    return SearchPage(items, hits[-1][0].id if more and hits else None)
+
+
+def _confirm(
+    values: dict | None, name_codes: list[str], doc_norm: str | None, phone_norm: str | None
+) -> bool:
+    if values is None:
+        return False
+    if name_codes:
+        tokens = set()
+        for n in _all_names(values):
+            tokens.update(phonetic_keys(n).tokens)
+        if not set(name_codes) <= tokens:
+            return False
+    if doc_norm and not any(
+        normalise_document_number(d["number"]) == doc_norm for d in values["documents"] or []
+    ):
+        return False
+    return not (phone_norm and not (values.get("phone") and normalise_phone(values["phone"]) == phone_norm))
+
+
+# =========================================================================== timeline, lists
+def case_timeline(s: Session, case: Case, *, limit: int = 200) -> list[dict]:
+    """Everything the audit trail holds about the case and its members, newest first (the
+    audit trail holds no personal data, so this decrypts nothing)."""
+    from rso.audit.models import AuditEvent
+
+    person_ids = [str(p.id) for p in case.members]
+    rows = s.scalars(
+        select(AuditEvent)
+        .where(
+            or_(
+                and_(AuditEvent.object_type == "case", AuditEvent.object_id == str(case.id)),
+                and_(AuditEvent.object_type == "person", AuditEvent.object_id.in_(person_ids)),
+            )
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+    ).all()
+    members = {str(p.id): i for i, p in enumerate(case.members)}
+    out = []
+    for ev in rows:
+        try:
+            detail = json.loads(ev.detail or "{}")
+        except ValueError:
+            detail = {}
+        out.append(
+            {
+                "at": ev.at,
+                "action": ev.action,
+                "actor": ev.actor,
+                "role": ev.role,
+                "member": members.get(ev.object_id) if ev.object_type == "person" else None,
+                "detail": detail,
+            }
+        )
+    return out
+
+
+def pending_duplicates(s: Session, case: Case) -> list[DuplicateDecision]:
+    ids = [p.id for p in case.members]
+    return list(
+        s.scalars(
+            select(DuplicateDecision).where(
+                DuplicateDecision.person_id.in_(ids),
+                DuplicateDecision.decision == DuplicateDecisionKind.PENDING,
+            )
+        )
+    )
+
+
+def list_incidents(s: Session, user, *, limit: int = 100) -> list[SeaIncident]:
+    """Recent sea-movement incidents of the user's office (all offices for RSO-wide staff)."""
+    stmt = select(SeaIncident).order_by(SeaIncident.id.desc()).limit(limit)
+    if user.office_id is not None:
+        stmt = stmt.where(SeaIncident.office_id == user.office_id)
+    return list(s.scalars(stmt))
+
+
+def recent_cases(s: Session, user, *, limit: int = 10) -> list[Case]:
+    """Newest cases in the user's scope (case numbers and plain columns only)."""
+    stmt = select(Case).order_by(Case.id.desc()).limit(limit)
+    if user.office_id is not None:
+        stmt = stmt.where(Case.office_id == user.office_id)
+    return list(s.scalars(stmt))
+
+
+def priority_counts(s: Session, user) -> dict[str, int]:
+    stmt = select(Case.priority, func.count()).where(Case.status != CaseStatus.CLOSED).group_by(Case.priority)
+    if user.office_id is not None:
+        stmt = stmt.where(Case.office_id == user.office_id)
+    counts = {p.value: 0 for p in Priority}
+    for prio, n in s.execute(stmt):
+        counts[str(prio)] = n
+    return counts
