@@ -9,76 +9,20 @@ in memory and streamed; they never touch the disk. Generating a document is an a
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
-import io
 import uuid
 from datetime import date
 
-from jinja2 import FileSystemLoader, select_autoescape
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rso.config import REPO_ROOT
 from rso.db import utcnow
+from rso.pdf import RefusingFetcher, data_uri, qr_data_uri, render_pdf  # noqa: F401  (re-exported)
 from rso.reference.loader import countries, languages
 from rso.registration import operations as ops
 from rso.registration.models import Attestation, Person, PersonPhoto
 from rso.vault.errors import DataErased
-
-PDF_FONTS = '"Noto Sans", "Noto Naskh Arabic", "Noto Sans Myanmar", "Noto Sans Tamil", sans-serif'
-
-
-class RefusingFetcher:
-    """Serves ``data:`` URIs only; any other URL (file://, http(s)://, relative) is refused."""
-
-    def __init__(self):
-        from weasyprint import URLFetcher
-
-        self._inner = URLFetcher(allowed_protocols={"data"}, timeout=1)
-        self.refused: list[str] = []
-
-    def fetch(self, url, headers=None):
-        if not str(url).startswith("data:"):
-            self.refused.append(str(url)[:40])
-            raise ValueError("Only embedded data: URIs are allowed in generated documents.")
-        return self._inner.fetch(url, headers)
-
-    __call__ = fetch
-
-
-@functools.cache
-def _jinja() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(loader=FileSystemLoader(str(REPO_ROOT / "templates")),
-                               autoescape=select_autoescape(default=True, default_for_string=True))
-    env.globals["fonts"] = PDF_FONTS
-    return env
-
-
-def render_pdf(template: str, context: dict) -> bytes:
-    """Render ``templates/<template>`` with plain ``context`` to PDF bytes (in memory)."""
-    from weasyprint import HTML
-
-    html = _jinja().get_template(template).render(**context)
-    fetcher = RefusingFetcher()
-    return HTML(string=html, url_fetcher=fetcher, base_url="about:blank").write_pdf()
-
-
-def data_uri(data: bytes, content_type: str) -> str:
-    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def qr_data_uri(text: str) -> str:
-    """A QR code of ``text`` as an SVG ``data:`` URI."""
-    import qrcode
-    import qrcode.image.svg
-
-    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
-    buf = io.BytesIO()
-    img.save(buf)
-    return data_uri(buf.getvalue(), "image/svg+xml")
 
 
 # --------------------------------------------------------------------------- attestations

@@ -84,6 +84,8 @@ class PersonStatus(enum.StrEnum):
     ACTIVE = "active"
     #: a caseworker decided this record is the same individual as ``same_as_id``
     DUPLICATE = "duplicate"
+    #: crypto-shredded at the person's request (or by law); only statistics columns remain
+    ERASED = "erased"
 
 
 class DuplicateDecisionKind(enum.StrEnum):
