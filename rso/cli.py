@@ -162,9 +162,10 @@ DEMO_HOOKS: list = []
 
 
 def _load_demo_hooks() -> None:
+    from rso.profiling.demo import demo_profiles
     from rso.registration.demo import demo_caseload
 
-    for hook in (demo_caseload,):
+    for hook in (demo_caseload, demo_profiles):
         if hook not in DEMO_HOOKS:
             DEMO_HOOKS.append(hook)
 
@@ -211,6 +212,24 @@ def worker(burst: bool) -> None:
     start_worker(app, burst=burst)
 
 
+@main.command()
+@click.option("--persons", default=1_000_000, show_default=True, help="Synthetic persons to register.")
+@click.option("--database-url", default=None, help="Benchmark on this (emptied!) database instead of a "
+              "fresh SQLite file, e.g. a throw-away PostgreSQL database.")
+@click.option("--repeats", default=30, show_default=True, help="Repeats of each latency measure.")
+@click.option("--api-requests", default=2000, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--workdir", default=None, help="Where the SQLite file and key ring go (default: a temp dir).")
+@click.option("--skip", multiple=True, type=click.Choice(["api", "rotation", "report"]))
+def bench(persons, database_url, repeats, api_requests, seed, workdir, skip) -> None:
+    """Build a synthetic caseload through the real code paths and print medians beside raw baselines."""
+    from rso.bench.run import print_report, run
+
+    report = run(persons=persons, database_url=database_url, repeats=repeats, api_requests=api_requests,
+                 seed=seed, workdir=workdir, skip=set(skip), console=console)
+    print_report(report, console)
+
+
 # ---- audit -------------------------------------------------------------------
 
 @main.group()
@@ -246,6 +265,9 @@ def _attach_domain_groups() -> None:
     main.add_command(make_keys_group(session_factory,
                                      lambda: Path(os.environ.get("RSO_KEY_FILE") or _app().config["KEY_FILE"])))
     main.add_command(make_workflows_group())
+    from rso.profiling.cli import make_profiling_group
+
+    main.add_command(make_profiling_group())
 
 
 _attach_domain_groups()

@@ -360,6 +360,7 @@ def reference_data() -> ReferenceData:
 
 def clear_cache() -> None:
     reference_data.cache_clear()
+    _CODES.clear()
 
 
 def _copies(items: tuple[dict, ...]) -> list[dict]:
@@ -417,11 +418,18 @@ def profile_categories() -> list[dict]:
 
 
 def codes(kind: str) -> frozenset[str]:
-    """The set of codes of one list, e.g. ``codes("specific_needs")`` or ``codes("offices")``."""
-    items = getattr(reference_data(), kind, None)
-    if not isinstance(items, tuple):
-        raise KeyError(f"no reference list called {kind!r}")
-    return frozenset(item["code"] for item in items)
+    """The set of codes of one list, e.g. ``codes("specific_needs")`` or ``codes("offices")``.
+    Cached with the data it comes from: validation asks for it for every field of every row."""
+    found = _CODES.get(kind)
+    if found is None:
+        items = getattr(reference_data(), kind, None)
+        if not isinstance(items, tuple):
+            raise KeyError(f"no reference list called {kind!r}")
+        found = _CODES[kind] = frozenset(item["code"] for item in items)
+    return found
+
+
+_CODES: dict[str, frozenset[str]] = {}
 
 
 # --- loading into the database ---------------------------------------------------------------
