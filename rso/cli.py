@@ -85,13 +85,15 @@ def users() -> None:
 
 @users.command("create")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(["caseworker", "supervisor", "ncp", "admin", "auditor"]))
+@click.option("--role", required=True,
+              type=click.Choice(["caseworker", "supervisor", "ncp", "admin", "auditor", "partner"]))
 @click.option("--office", default=None, help="Office code, e.g. IDN-JKT; omit for RSO-wide staff.")
 @click.option("--state", default=None, help="Member State (ISO alpha-3) an NCP speaks for.")
+@click.option("--partner", default=None, help="Partner organisation code (fixtures/partners.yaml) of a partner.")
 @click.option("--full-name", default="")
 @click.option("--languages", default="", help="ISO 639-3 codes, comma separated.")
 @click.password_option(envvar="RSO_NEW_USER_PASSWORD")
-def users_create(username, role, office, state, full_name, languages, password) -> None:
+def users_create(username, role, office, state, partner, full_name, languages, password) -> None:
     """Create an account."""
     from rso.db import session_scope
     from rso.errors import AppError
@@ -101,7 +103,7 @@ def users_create(username, role, office, state, full_name, languages, password) 
     try:
         with session_scope(app) as s:
             user = create_user(s, username=username, password=password, role=role, full_name=full_name,
-                               office_code=office, state_code=state, languages=languages)
+                               office_code=office, state_code=state, partner_code=partner, languages=languages)
             console.print(f"[green]Created {user.username} ({user.role}).[/]")
     except AppError as exc:
         console.print(f"[red]{exc.message}[/]")
@@ -254,6 +256,21 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--office", required=True, help="Office code the arrivals are registered at, e.g. IDN-JKT.")
+@click.option("--mode", type=click.Choice(["all-or-nothing", "valid-rows"]), default="all-or-nothing",
+              show_default=True, help="With row errors: import nothing, or only the valid rows.")
+@click.option("--as", "username", default=None, help="Account to record the import under (default: cli-import).")
+@click.option("--errors", "errors_path", default=None, help="Write the error report (CSV) to this file.")
+def import_manifest(file, office, mode, username, errors_path) -> None:
+    """Import a mass-influx manifest (CSV or XLSX), showing progress; see /imports/template."""
+    from rso.registration.imports import run_cli_import
+
+    sys.exit(run_cli_import(_app(), file, office=office, mode=mode, username=username, errors_path=errors_path,
+                            console=console))
+
+
 def _attach_domain_groups() -> None:
     from rso.vault.cli import make_keys_group
     from rso.workflow.cli import make_workflows_group
@@ -268,6 +285,13 @@ def _attach_domain_groups() -> None:
     from rso.profiling.cli import make_profiling_group
 
     main.add_command(make_profiling_group())
+    from rso.resettlement.cli import make_resettlement_group
+
+    main.add_command(make_resettlement_group())
+
+    from rso.returns.cli import make_returns_group
+
+    main.add_command(make_returns_group(_app))
 
 
 _attach_domain_groups()

@@ -59,6 +59,8 @@ def db_session(engine):
 
 import re  # noqa: E402
 
+from werkzeug.datastructures import MultiDict  # noqa: E402
+
 from rso import create_app  # noqa: E402
 
 TEST_PASSWORD = "correct horse battery"
@@ -138,8 +140,10 @@ class Web:
         return self.client.post("/login", data={"username": username, "password": password, "csrf_token": token})
 
     def post(self, path: str, data: dict | None = None, *, token_from: str | None = None, **kw):
-        data = dict(data or {})
-        data.setdefault("csrf_token", self.csrf(token_from or path))
+        # a MultiDict (repeated fields such as checkbox lists) keeps every value
+        data = data.copy() if isinstance(data, MultiDict) else dict(data or {})
+        if "csrf_token" not in data:
+            data["csrf_token"] = self.csrf(token_from or path)
         return self.client.post(path, data=data, **kw)
 
 

@@ -74,3 +74,21 @@ def test_user_list_search_and_pagination(app, web, make_user):
     web.login(admin.username)
     page = web.client.get("/admin/users?role=caseworker").get_data(as_text=True)
     assert page.count("<td>caseworker</td>") == 3
+
+
+def test_admin_creates_a_partner_account_bound_to_its_organisation(app, make_user, api):
+    client = api(make_user("admin"))
+    missing = client.post("/api/v1/users", json={"username": "iom-x", "password": "long enough pw", "role": "partner"})
+    assert missing.status_code == 422 and "partner_code" in missing.get_json()["fields"]
+    made = client.post("/api/v1/users", json={"username": "iom-x", "password": "long enough pw", "role": "partner",
+                                              "partner_code": "IOM"})
+    assert made.status_code == 201 and made.get_json()["partner"] == "IOM"
+    wrong = client.post("/api/v1/users", json={"username": "cw-x", "password": "long enough pw",
+                                               "role": "caseworker", "office": "IDN-JKT", "partner_code": "IOM"})
+    assert wrong.status_code == 422
+
+
+def test_partner_option_is_on_the_new_user_page(app, web, make_user):
+    web.login(make_user("admin").username)
+    page = web.client.get("/admin/users/new").get_data(as_text=True)
+    assert 'name="partner"' in page and "IOM" in page

@@ -64,6 +64,6 @@ def users_create():
     s = db.session()
     user = ops.create_user(s, username=data["username"], password=data["password"], role=data["role"],
                            full_name=data["full_name"], office_code=data["office"], state_code=data["state"],
-                           languages=data["languages"], by=g.user)
+                           partner_code=data["partner_code"], languages=data["languages"], by=g.user)
     s.commit()
     return dump(UserSchema(), user, 201)

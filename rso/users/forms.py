@@ -20,6 +20,7 @@ class UserForm(FlaskForm):
     role = SelectField("Role", choices=[(r.value, r.value) for r in Role])
     office = SelectField("Office", validators=[Optional()])
     state = SelectField("Member State (NCPs)", validators=[Optional()])
+    partner = SelectField("Partner organisation (partner accounts)", validators=[Optional()])
     languages = StringField("Languages (ISO 639-3, comma separated)", validators=[Optional(), Length(max=200)])
     password = PasswordField("Initial password", validators=[DataRequired(), Length(min=10, max=200)])
 

@@ -16,6 +16,8 @@ class Role(enum.StrEnum):
     NCP = "ncp"
     ADMIN = "admin"
     AUDITOR = "auditor"
+    #: staff of a partner organisation (fixtures/partners.yaml) receiving referrals
+    PARTNER = "partner"
 
 
 class User(PublicIdMixin, Base):
@@ -29,6 +31,8 @@ class User(PublicIdMixin, Base):
     office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
     #: the member State an NCP speaks for; for office staff it mirrors the office's State
     state_code: Mapped[str | None] = mapped_column(ForeignKey("member_states.code"))
+    #: the partner organisation a ``partner`` account works for (None for every other role)
+    partner_code: Mapped[str | None] = mapped_column(ForeignKey("partners.code"))
     #: staff languages (ISO 639-3, comma separated) for interview rosters
     languages: Mapped[str] = mapped_column(String(200), default="")
     #: argon2id hash

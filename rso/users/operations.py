@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from rso.audit.operations import record
 from rso.db import utcnow
 from rso.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
-from rso.reference.models import MemberState, Office
+from rso.reference.models import MemberState, Office, Partner
 from rso.users import passwords
 from rso.users.models import ApiToken, Role, User
 
@@ -31,10 +31,12 @@ def create_user(
     state_code: str | None = None,
     languages: str = "",
     mfa_exempt: bool = False,
+    partner_code: str | None = None,
     by: User | None = None,
 ) -> User:
     """Create an account (admins, or the CLI). Refuses a taken username, a weak password,
-    an unknown role or office, and an NCP without a member State."""
+    an unknown role or office, an NCP without a member State, a partner account without a
+    known partner organisation (``partner_code``), and a partner code on any other role."""
     errors: dict[str, str] = {}
     username = (username or "").strip().lower()
     if not USERNAME_RE.match(username):
@@ -59,6 +61,14 @@ def create_user(
         errors["state"] = "A national contact point must be bound to one member State."
     if role_value == Role.NCP and office is not None:
         errors["office"] = "A national contact point belongs to a State, not to an office."
+    if partner_code:
+        partner_code = partner_code.strip().upper()
+        if role_value is not None and role_value != Role.PARTNER:
+            errors["partner_code"] = "Only partner accounts belong to a partner organisation."
+        elif s.get(Partner, partner_code) is None:
+            errors["partner_code"] = f"Unknown partner organisation {partner_code!r}."
+    elif role_value == Role.PARTNER:
+        errors["partner_code"] = "A partner account must name its organisation (a partner code)."
     if not errors and s.scalar(select(User.id).where(User.username == username)):
         raise Conflict(f"The username {username!r} is already taken.", fields={"username": "Taken."})
     if errors:
@@ -72,12 +82,15 @@ def create_user(
         languages=languages,
         password_hash=passwords.hash_password(password),
         mfa_exempt=mfa_exempt,
+        partner_code=partner_code or None,
     )
     s.add(user)
     s.flush()
-    record(s, "user.create", actor=by, object_type="user", object_id=user.id,
-           detail={"username": username, "role": role_value.value,
-                   "office": office.code if office else None, "state": user.state_code})
+    detail = {"username": username, "role": role_value.value,
+              "office": office.code if office else None, "state": user.state_code}
+    if user.partner_code:
+        detail["partner"] = user.partner_code
+    record(s, "user.create", actor=by, object_type="user", object_id=user.id, detail=detail)
     return user
 
 

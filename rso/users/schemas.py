@@ -24,6 +24,7 @@ class UserSchema(Schema):
     role = fields.Function(lambda u: str(u.role))
     office = fields.Function(lambda u: u.office.code if u.office else None)
     state = fields.String(attribute="state_code")
+    partner = fields.String(attribute="partner_code")
     scope = fields.Function(lambda u: "office" if u.office_id else ("state" if u.state_code else "regional"))
     languages = fields.Function(lambda u: [x for x in u.languages.split(",") if x])
     active = fields.Boolean()
@@ -38,6 +39,7 @@ class UserCreateSchema(Schema):
     full_name = fields.String(load_default="")
     office = fields.String(load_default=None)
     state = fields.String(load_default=None)
+    partner_code = fields.String(load_default=None)
     languages = fields.String(load_default="")
 
 

@@ -11,7 +11,7 @@ from rso.audit.operations import record
 from rso.dashboard import panels_for, register_panel
 from rso.errors import AppError, NotAuthenticated, ValidationFailed
 from rso.permissions import AUTHENTICATED, public, requires
-from rso.reference.models import MemberState, Office
+from rso.reference.models import MemberState, Office, Partner
 from rso.users import operations as ops
 from rso.users.forms import ConfirmForm, LoginForm, OtpForm, UserForm
 from rso.users.models import Role, User
@@ -150,6 +150,8 @@ def _user_form(s) -> UserForm:
         (o.code, f"{o.code} · {o.name}") for o in s.scalars(select(Office).order_by(Office.code))]
     form.state.choices = [("", "—")] + [
         (m.code, m.name) for m in s.scalars(select(MemberState).order_by(MemberState.name))]
+    form.partner.choices = [("", "—")] + [
+        (p.code, f"{p.code} · {p.name}") for p in s.scalars(select(Partner).order_by(Partner.code))]
     return form
 
 
@@ -173,7 +175,8 @@ def user_new():
             user = ops.create_user(s, username=form.username.data, password=form.password.data,
                                    role=form.role.data, full_name=form.full_name.data,
                                    office_code=form.office.data or None, state_code=form.state.data or None,
-                                   languages=form.languages.data or "", by=g.user)
+                                   partner_code=form.partner.data or None, languages=form.languages.data or "",
+                                   by=g.user)
             s.commit()
             flash(f"Account {user.username} created.")
             return redirect(url_for("users.user_detail", user_id=user.id))
