@@ -766,9 +766,16 @@ def _read(f: _File) -> LineDict | None:
     return doc
 
 
+#: Data files that live beside the procedures but are not procedures (``referral-rules.yaml``):
+#: their owners load and validate them (rso.profiling.rules).
+NOT_PROCEDURE_SUFFIX = "-rules"
+
+
 def procedure_files(directory: Path) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` under ``directory`` (variants may sit in sub-directories)."""
-    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    """Every ``*.yaml``/``*.yml`` under ``directory`` (variants may sit in sub-directories),
+    except rule files (``*-rules.yaml``)."""
+    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                  and not p.stem.endswith(NOT_PROCEDURE_SUFFIX))
 
 
 def load_procedures(directory: str | Path) -> dict[str, Procedure]:
