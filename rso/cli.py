@@ -22,6 +22,9 @@ DEMO_ACCOUNTS = [
     ("admin", "admin", None, None, "RSO Administrator", "eng"),
     ("auditor", "auditor", None, None, "RSO Data Protection Auditor", "eng"),
 ]
+#: partner organisations' referral desks: username -> partner code (fixtures/partners.yaml)
+DEMO_PARTNERS = {"partner-iom": "IOM", "partner-unicef": "UNICEF", "partner-care": "NGO-CARE",
+                 "partner-unhcr": "UNHCR"}
 
 
 def _app():
@@ -122,14 +125,9 @@ def users_create(username, role, office, state, partner, full_name, languages, p
 @click.option("--port", default=5000, show_default=True)
 def demo(password, persons, seed, serve, port) -> None:
     """Create the database, reference data, demo accounts and a synthetic caseload."""
-    from sqlalchemy import select
-
     from rso.db import session_scope
     from rso.migrate import upgrade
     from rso.reference.loader import load_reference_data
-    from rso.users.models import User
-    from rso.users.operations import create_user
-    from rso.users.passwords import hash_password
 
     app = _app()
     _ensure_keyring(app)
@@ -138,14 +136,11 @@ def demo(password, persons, seed, serve, port) -> None:
     with session_scope(app) as s:
         load_reference_data(s)
         for username, role, office, state, name, langs in DEMO_ACCOUNTS:
-            user = s.scalar(select(User).where(User.username == username))
-            if user is None:
-                create_user(s, username=username, password=password, role=role, office_code=office,
-                            state_code=state, full_name=name, languages=langs, mfa_exempt=True)
-            else:  # re-running the demo resets the demo passwords
-                user.password_hash = hash_password(password)
-                user.locked_until = None
-                user.failed_logins = 0
+            _ensure_demo_account(s, username, password, role=role, office_code=office, state_code=state,
+                                 full_name=name, languages=langs)
+        for username, code in DEMO_PARTNERS.items():
+            _ensure_demo_account(s, username, password, role="partner", partner_code=code,
+                                 full_name=f"{code} referral desk")
     _load_demo_hooks()
     for hook in DEMO_HOOKS:
         hook(app, persons=persons, seed=seed, console=console)
@@ -154,9 +149,28 @@ def demo(password, persons, seed, serve, port) -> None:
         table.add_column(col)
     for username, role, office, state, _name, _langs in DEMO_ACCOUNTS:
         table.add_row(username, password, role, office or state or "RSO-wide")
+    for username, code in DEMO_PARTNERS.items():
+        table.add_row(username, password, "partner", code)
     console.print(table)
     if serve:
         _serve(app, "127.0.0.1", port, 8)
+
+
+def _ensure_demo_account(s, username: str, password: str, **fields) -> None:
+    """Create a demo account (no second factor), or reset its password when re-running the demo."""
+    from sqlalchemy import select
+
+    from rso.users.models import User
+    from rso.users.operations import create_user
+    from rso.users.passwords import hash_password
+
+    user = s.scalar(select(User).where(User.username == username))
+    if user is None:
+        create_user(s, username=username, password=password, mfa_exempt=True, **fields)
+    else:
+        user.password_hash = hash_password(password)
+        user.locked_until = None
+        user.failed_logins = 0
 
 
 #: Domains add demo data here: ``hook(app, persons=, seed=, console=)``, run in order.
@@ -164,10 +178,14 @@ DEMO_HOOKS: list = []
 
 
 def _load_demo_hooks() -> None:
+    # Order matters: each domain's demo data builds on the previous ones (claims need cases,
+    # resettlement needs recognised refugees).
     from rso.profiling.demo import demo_profiles
     from rso.registration.demo import demo_caseload
+    from rso.resettlement.demo import demo_resettlement
+    from rso.rsd.demo import demo_hook as demo_rsd
 
-    for hook in (demo_caseload, demo_profiles):
+    for hook in (demo_caseload, demo_profiles, demo_rsd, demo_resettlement):
         if hook not in DEMO_HOOKS:
             DEMO_HOOKS.append(hook)
 

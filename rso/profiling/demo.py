@@ -55,19 +55,18 @@ def _partner_accounts(app, console) -> None:
     from rso.db import session_scope
     from rso.users.models import User
     from rso.users.operations import create_user
-    from rso.users.passwords import hash_password
 
+    # `rso demo` creates these accounts with the demo password first; only missing ones are made here
     password = secrets.token_urlsafe(9)
+    created = []
     with session_scope(app) as s:
         for username, code in PARTNER_ACCOUNTS.items():
-            user = s.scalar(select(User).where(User.username == username))
-            if user is None:
+            if s.scalar(select(User).where(User.username == username)) is None:
                 create_user(s, username=username, password=password, role="partner", partner_code=code,
                             full_name=f"{code} referral desk", mfa_exempt=True)
-            else:
-                user.password_hash = hash_password(password)
-    if console is not None:
-        console.print(f"Partner demo accounts {', '.join(PARTNER_ACCOUNTS)}: password [bold]{password}[/]")
+                created.append(username)
+    if console is not None and created:
+        console.print(f"Partner demo accounts {', '.join(created)}: password [bold]{password}[/]")
 
 
 def demo_profiles(app, persons: int = 300, seed: int = 1, console=None) -> dict:
