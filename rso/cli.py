@@ -182,10 +182,11 @@ def _load_demo_hooks() -> None:
     # resettlement needs recognised refugees).
     from rso.profiling.demo import demo_profiles
     from rso.registration.demo import demo_caseload
+    from rso.reporting.demo import demo_reports
     from rso.resettlement.demo import demo_resettlement
     from rso.rsd.demo import demo_hook as demo_rsd
 
-    for hook in (demo_caseload, demo_profiles, demo_rsd, demo_resettlement):
+    for hook in (demo_caseload, demo_profiles, demo_rsd, demo_resettlement, demo_reports):
         if hook not in DEMO_HOOKS:
             DEMO_HOOKS.append(hook)
 

@@ -16,16 +16,30 @@ import rso.models  # noqa: F401  (registers every table)
 from rso.db import Base, make_engine
 
 
-def _database_url(tmp_path_factory) -> str:
-    url = os.environ.get("RSO_TEST_DATABASE_URL")
-    if url:
-        return url
-    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite")
-
-
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    return _database_url(tmp_path_factory)
+def database_url(tmp_path_factory):
+    """SQLite in a temporary folder, or the PostgreSQL database named by RSO_TEST_DATABASE_URL.
+    Under pytest-xdist each worker gets its own PostgreSQL database, created here and dropped."""
+    url = os.environ.get("RSO_TEST_DATABASE_URL")
+    if not url:
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite")
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        yield url
+        return
+    from sqlalchemy import create_engine, text
+
+    base, _, name = url.rpartition("/")
+    own = f"{name}_{worker}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{own}"'))
+    yield f"{base}/{own}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

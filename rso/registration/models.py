@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -198,6 +199,9 @@ class Person(PublicIdMixin, Base):
         Index("ix_persons_nationality_id", "nationality", "id"),
         Index("ix_persons_office_id_nationality_id", "office_id", "nationality", "id"),
         Index("ix_persons_arrival_date_id", "arrival_date", "id"),
+        #: covering index for the aggregate reports: the caseload GROUP BY reads only this index
+        Index("ix_persons_report", "office_id", "nationality", "sex", "birth_year", "status", "arrival_date",
+              "case_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -363,3 +367,69 @@ class Attestation(Base):
 
     def __repr__(self) -> str:
         return f"<Attestation {self.id}>"
+
+
+class ImportMode(enum.StrEnum):
+    #: every row valid, or nothing is saved (one transaction)
+    ALL_OR_NOTHING = "all-or-nothing"
+    #: the valid rows are saved (committed batch by batch), the others listed in the error report
+    VALID_ROWS = "valid-rows"
+
+
+class ImportStatus(enum.StrEnum):
+    QUEUED = "queued"
+    VALIDATING = "validating"
+    IMPORTING = "importing"
+    #: imported (all rows, or the valid ones in valid-rows mode)
+    DONE = "done"
+    #: nothing saved: row errors in all-or-nothing mode, or no valid row at all
+    REJECTED = "rejected"
+    #: the job failed; valid-rows imports resume from their cursor when run again
+    FAILED = "failed"
+
+
+class ImportBatch(PublicIdMixin, Base):
+    """One uploaded mass-influx manifest and what became of it (``rso.registration.imports``).
+
+    The uploaded file is personal data: it is kept only sealed (``file_sealed``, under its own
+    data key, bound to ``import_batches.file`` and this row's public id) until the import has
+    run, then destroyed (the column is emptied and the data key shredded). The row errors
+    (``errors``) hold row numbers, column names and messages only, never a cell's value.
+    """
+
+    __tablename__ = "import_batches"
+    __table_args__ = (Index("ix_import_batches_office_id_id", "office_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"))
+    mode: Mapped[ImportMode] = mapped_column(_enum(ImportMode, 16))
+    status: Mapped[ImportStatus] = mapped_column(_enum(ImportStatus, 16), default=ImportStatus.QUEUED)
+    #: "csv" or "xlsx" (the file name is not kept: it may name people)
+    file_format: Mapped[str] = mapped_column(String(8))
+    file_size: Mapped[int] = mapped_column(default=0)
+    #: the key sealing the uploaded file; shredded once the file is destroyed
+    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id"))
+    file_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    file_destroyed_at: Mapped[datetime | None]
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    rows_total: Mapped[int] = mapped_column(default=0)
+    rows_invalid: Mapped[int] = mapped_column(default=0)
+    households_total: Mapped[int] = mapped_column(default=0)
+    #: resume cursor (valid-rows mode): households committed so far, in manifest order
+    households_done: Mapped[int] = mapped_column(default=0)
+    cases_imported: Mapped[int] = mapped_column(default=0)
+    persons_imported: Mapped[int] = mapped_column(default=0)
+    possible_duplicates: Mapped[int] = mapped_column(default=0)
+    #: JSON list of [row, column, message] (no personal values)
+    errors: Mapped[str] = mapped_column(Text, default="[]")
+    #: a short status message (never personal data)
+    message: Mapped[str] = mapped_column(String(300), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    office: Mapped[Office] = relationship(lazy="joined")
+
+    def __repr__(self) -> str:
+        return f"<ImportBatch {self.id} {self.status}>"
