@@ -184,9 +184,10 @@ def _load_demo_hooks() -> None:
     from rso.registration.demo import demo_caseload
     from rso.reporting.demo import demo_reports
     from rso.resettlement.demo import demo_resettlement
+    from rso.returns.demo import demo_returns
     from rso.rsd.demo import demo_hook as demo_rsd
 
-    for hook in (demo_caseload, demo_profiles, demo_rsd, demo_resettlement, demo_reports):
+    for hook in (demo_caseload, demo_profiles, demo_rsd, demo_returns, demo_resettlement, demo_reports):
         if hook not in DEMO_HOOKS:
             DEMO_HOOKS.append(hook)
 

@@ -37,7 +37,7 @@ from rso.errors import Conflict, NotFound, Refused, ValidationFailed
 from rso.reference.loader import codes, languages
 from rso.registration import operations as reg
 from rso.registration.models import Case, Person, PersonStatus, Relationship
-from rso.rsd import procedures, status
+from rso.rsd import procedures, signals, status
 from rso.rsd import schemas as sch
 from rso.rsd.models import (
     DECIDABLE,
@@ -296,6 +296,7 @@ def start_for(s: Session, user, case: Case, applicant: Person, derivatives: list
     s.flush()
     _audit(s, user, "rsd.claim_start", claim, mode=mode.value, procedure=name, derivatives=len(derivatives),
            group=group.code if group is not None else None)
+    signals.claim_lodged.send(s, person_ids=[applicant.id, *(p.id for p in derivatives)], user=user, now=now)
     return claim
 
 
@@ -388,6 +389,8 @@ def reopen_claim(s: Session, user, claim_ref, payload: dict, *, now: datetime | 
     claim.reopened += 1
     s.flush()
     _audit(s, user, "rsd.claim_reopened", claim, reason=data["reason"], times=claim.reopened)
+    signals.claim_lodged.send(s, person_ids=[applicant.id, *(d.person_id for d in claim.derivatives)], user=user,
+                              now=now)
     return claim
 
 
@@ -1114,6 +1117,8 @@ def lodge_appeal(s: Session, user, claim_ref, payload: dict, *, now: datetime | 
     s.flush()
     _audit(s, user, "rsd.appeal_lodged", claim, appeal=appeal.id, late=late, deadline=deadline.isoformat(),
            lodged_on=lodged.isoformat())
+    signals.appeal_lodged.send(s, person_ids=[claim.person_id, *(d.person_id for d in claim.derivatives)],
+                               user=user, now=now)
     return appeal
 
 
