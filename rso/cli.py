@@ -242,7 +242,7 @@ def worker(burst: bool) -> None:
 @click.option("--api-requests", default=2000, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--workdir", default=None, help="Where the SQLite file and key ring go (default: a temp dir).")
-@click.option("--skip", multiple=True, type=click.Choice(["api", "rotation", "report"]))
+@click.option("--skip", multiple=True, type=click.Choice(["api", "rotation", "report", "matching"]))
 def bench(persons, database_url, repeats, api_requests, seed, workdir, skip) -> None:
     """Build a synthetic caseload through the real code paths and print medians beside raw baselines."""
     from rso.bench.run import print_report, run

@@ -24,7 +24,7 @@ def instance_env(tmp_path, monkeypatch):
 def test_demo_creates_database_keys_and_accounts(instance_env):
     result = CliRunner().invoke(cli.main, ["demo", "--password", "demo password 1", "--persons", "12"])
     assert result.exit_code == 0, result.output
-    for username, role, *_ in cli.DEMO_ACCOUNTS:
+    for username, *_ in cli.DEMO_ACCOUNTS:
         assert username in result.output
     assert "demo password 1" in result.output
     keys = instance_env / "keys.json"

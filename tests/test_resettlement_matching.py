@@ -1,7 +1,6 @@
 """Fair shares (distribution keys) and matching (exact vs greedy) as plain functions."""
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from fractions import Fraction
 
@@ -242,14 +241,11 @@ def test_compare_with_greedy_accepts_plain_dicts():
     assert report["optimal"]["allocated_persons"] <= 4
 
 
-def test_five_thousand_cases_and_ten_states_in_seconds():
+def test_five_thousand_cases_and_ten_states_respect_every_rule():
     cases, states = synthetic_problem(5000, 10, seed=7)
     assert len(cases) == 5000 and len(states) == 10
     assert sum(s.capacity for s in states) < sum(c.size for c in cases)  # places are scarce
-    started = time.perf_counter()
-    report = compare_with_greedy(cases, states)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 10, elapsed
+    report = compare_with_greedy(cases, states)  # its time is measured by `rso bench`
     assert report["optimal"]["proven_optimal"] and report["rules_respected"]
     assert report["optimal"]["score"] >= report["greedy"]["score"]
     assert 0 < report["greedy_share_of_optimal"] <= 1
