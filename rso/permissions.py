@@ -29,6 +29,41 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "workflow.read": frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR}),
     "queue.work": STAFF,
     "queue.reassign": frozenset({Role.SUPERVISOR}),
+    # firing a step: the engine then checks the step's roles, office and (partners) organisation
+    "workflow.fire": frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.PARTNER}),
+    "profile.read": STAFF,
+    "profile.write": STAFF,
+    # partners read only referrals addressed to their organisation, only the shared fields
+    "referral.read": frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.PARTNER}),
+    "referral.write": STAFF,
+    "referral.respond": frozenset({Role.PARTNER}),
+    # refugee status determination (rso/rsd): officers' steps, supervisors' reviews and decisions
+    "rsd.read": STAFF,
+    "rsd.work": STAFF,
+    "rsd.review": frozenset({Role.SUPERVISOR}),
+    "rsd.coi.read": frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN}),
+    "rsd.coi.manage": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "rsd.roster.manage": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "rsd.dashboard": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "rsd.procedures": frozenset({Role.ADMIN}),
+    # NCP reports (rso/reporting): aggregated, disclosure-controlled figures only
+    "report.prepare": STAFF,
+    "report.approve": frozenset({Role.SUPERVISOR}),
+    "report.read": frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.NCP}),
+    "report.receive": frozenset({Role.NCP}),
+    "report.entitlements": frozenset({Role.ADMIN}),
+    "report.trace": frozenset({Role.AUDITOR, Role.ADMIN}),
+    # resettlement (rso/resettlement): queue and procedure, dossier (personal data), pledges, matching
+    "resettlement.read": frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN}),
+    "resettlement.work": STAFF,
+    "resettlement.dossier": STAFF,
+    "resettlement.pledges.read": frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR}),
+    "resettlement.pledges.manage": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "resettlement.match": frozenset({Role.SUPERVISOR}),
+    # return queue (rso/returns): the person's return (personal data), steps, checks; statistics are counts
+    "return.read": STAFF,
+    "return.write": STAFF,
+    "return.stats": frozenset({Role.SUPERVISOR, Role.ADMIN}),
 }
 
 

@@ -54,7 +54,7 @@ from rso.registration.models import (
 from rso.vault.blind import DOCUMENT, NAME_DOB, PHONE, PHONETIC_NAME, confirm_name_dob
 from rso.vault.errors import DataErased
 from rso.vault.models import BlindIndexEntry
-from rso.vault.normalise import normalise_country, normalise_document_number, normalise_phone
+from rso.vault.normalise import normalise_country, normalise_date, normalise_document_number, normalise_phone
 from rso.vault.operations import create_data_key, data_key_for, set_blind_indexes
 from rso.vault.phonetic import phonetic_keys
 
@@ -153,14 +153,20 @@ def _decode(name: str, text):
     return text
 
 
+def _sealed_columns(bk, public_id: str, values: dict) -> dict[str, bytes | None]:
+    """``{"<field>_sealed": token}`` for each sealed person field present in ``values``, bound to
+    ``persons.<field>`` and the person's public id (shared by :func:`register_case` and the bulk
+    path in :mod:`rso.registration.bulk`, so both seal identically)."""
+    return {
+        f"{name}_sealed": bk.seal(_encode(name, values[name]), table=PERSONS, column=name, row=public_id)
+        for name in SEALED_PERSON_FIELDS
+        if name in values
+    }
+
+
 def _seal_fields(bk, person: Person, values: dict) -> None:
-    for name in SEALED_PERSON_FIELDS:
-        if name in values:
-            setattr(
-                person,
-                f"{name}_sealed",
-                bk.seal(_encode(name, values[name]), table=PERSONS, column=name, row=person.public_id),
-            )
+    for attr, token in _sealed_columns(bk, person.public_id, values).items():
+        setattr(person, attr, token)
 
 
 def _open_fields(bk, person: Person, names=SEALED_PERSON_FIELDS) -> dict:
@@ -326,11 +332,12 @@ class Match:
         return [REASON_TEXT[r] for r in self.reasons]
 
 
-def _phonetic_digests(vault, codes_: list[str], years: list[int | None]) -> list[str]:
+def _phonetic_digests(vault, codes_: list[str], years: list[int | None], *, blind=None) -> list[str]:
+    blind = blind or vault.blind
     out = set()
     for code in codes_:
         for y in years:
-            out.add(vault.blind.digest(PHONETIC_NAME, code + _SEP + (f"{y:04d}" if y else "")))
+            out.add(blind.digest(PHONETIC_NAME, code + _SEP + (f"{y:04d}" if y else "")))
     return sorted(out)
 
 
@@ -351,6 +358,116 @@ def _candidates(s: Session, kind: str, digests: list[str], *, at_least: int = 1,
     return list(s.scalars(stmt.limit(cap)))
 
 
+@dataclass
+class DuplicateProbe:
+    """What duplicate detection looks up for one person, and what it confirms candidates against.
+
+    Built by :func:`duplicate_probe`; used by :func:`find_duplicates` (one person) and by the bulk
+    path (:mod:`rso.registration.bulk`, a batch at once), so both find the same candidates for the
+    same reasons."""
+
+    #: ``(kind, digests, at_least)``: persons holding ``at_least`` of ``digests`` under ``kind``
+    lookups: list[tuple[str, list[str], int]]
+    dob: str | None
+    year: int | None
+    estimated: bool
+    names: list[str]
+    tokens: set[str]
+    need: int
+    docs: set[tuple[str, str]]
+    phone: str | None
+
+
+#: the fields a candidate is opened for, to confirm an index hit
+CONFIRM_FIELDS = ("given_name", "family_name", "other_names", "date_of_birth", "documents", "phone")
+
+
+def duplicate_probe(vault, values: dict, *, blind=None, keys=phonetic_keys) -> DuplicateProbe:
+    """The blind-index look-ups for the person described by ``values`` (validated member
+    fields): document, phone, name + date of birth, phonetic name tokens + birth year.
+    ``blind``/``keys`` let a bulk run pass memoising equivalents of ``vault.blind`` and
+    :func:`phonetic_keys`."""
+    blind = blind or vault.blind
+    dob = values.get("date_of_birth")
+    year = rules.birth_year(dob)
+    lookups: list[tuple[str, list[str], int]] = []
+    docs = values.get("documents") or []
+    if docs:
+        lookups.append((DOCUMENT, [blind.document(d["number"], d.get("issuing_country")) for d in docs], 1))
+    if values.get("phone"):
+        lookups.append((PHONE, [blind.phone(values["phone"])], 1))
+    names = _all_names(values)
+    if dob and names:
+        lookups.append((NAME_DOB, [blind.name_dob(n, dob) for n in names], 1))
+    my_tokens = set(keys(full_name(values)).full.split())
+    need = min(2, len(my_tokens))
+    if my_tokens and year:
+        years = [year - 1, year, year + 1] if values.get("dob_estimated") else [year]
+        digests = _phonetic_digests(vault, sorted(my_tokens), years, blind=blind)
+        # truncated digests of two tokens can coincide: never ask for more distinct ones than exist
+        distinct = len(_phonetic_digests(vault, sorted(my_tokens), [year], blind=blind))
+        lookups.append((PHONETIC_NAME, digests, min(need, distinct)))
+    return DuplicateProbe(
+        lookups=lookups,
+        dob=dob,
+        year=year,
+        estimated=bool(values.get("dob_estimated")),
+        names=names,
+        tokens=my_tokens,
+        need=need,
+        docs={
+            (normalise_country(d.get("issuing_country")), normalise_document_number(d["number"])) for d in docs
+        },
+        phone=normalise_phone(values["phone"]) if values.get("phone") else None,
+    )
+
+
+def match_reasons(
+    probe: DuplicateProbe, candidate_birth_year: int | None, theirs: dict, *, keys=phonetic_keys
+) -> list[str]:
+    """Why a candidate (its opened ``CONFIRM_FIELDS`` in ``theirs``) is a possible duplicate of
+    the probed person; empty when the index hit was only a truncated-bucket collision."""
+    reasons = []
+    their_docs = {
+        (normalise_country(d.get("issuing_country")), normalise_document_number(d["number"]))
+        for d in theirs["documents"] or []
+    }
+    if probe.docs & their_docs:
+        reasons.append("same_document")
+    if probe.phone and theirs["phone"] and normalise_phone(theirs["phone"]) == probe.phone:
+        reasons.append("same_phone")
+    their_names = _all_names(theirs)
+    dob = probe.dob
+    if (
+        dob
+        and theirs["date_of_birth"]
+        and _same_date(dob, theirs["date_of_birth"])  # cheap first: most candidates differ here
+        and any(confirm_name_dob(a, dob, b, theirs["date_of_birth"]) for a in probe.names for b in their_names)
+    ):
+        reasons.append("same_name_dob")
+    if probe.tokens and probe.year and candidate_birth_year:
+        gap = abs(candidate_birth_year - probe.year)
+        if gap <= (1 if probe.estimated else 0):
+            their_tokens = set()
+            for n in their_names:
+                their_tokens.update(keys(n).tokens)
+            if len(probe.tokens & their_tokens) >= probe.need:
+                reasons.append("phonetic_name" if gap == 0 else "phonetic_name_near")
+    return reasons
+
+
+def _same_date(a, b) -> bool:
+    try:
+        return normalise_date(a) == normalise_date(b)
+    except ValidationFailed:
+        return False
+
+
+def match_order(m: Match):
+    """The order possible duplicates are listed in (strongest reason first)."""
+    return (min(_REASON_ORDER.index(r) for r in m.reasons), -len(m.reasons), m.candidate.id)
+
+
 def find_duplicates(
     s: Session, values: dict, *, exclude_case_id: int | None = None, limit: int = 10, vault=None
 ) -> list[Match]:
@@ -359,73 +476,26 @@ def find_duplicates(
     date of birth, phonetic name tokens + birth year) and are confirmed by decrypting and
     comparing normalised values, since truncated indexes give false bucket hits."""
     vault = _vault(vault)
-    blind = vault.blind
-    dob = values.get("date_of_birth")
-    year = rules.birth_year(dob)
+    probe = duplicate_probe(vault, values)
     ids: set[int] = set()
-    docs = values.get("documents") or []
-    if docs:
-        ids.update(_candidates(s, DOCUMENT, [blind.document(d["number"], d.get("issuing_country")) for d in docs]))
-    if values.get("phone"):
-        ids.update(_candidates(s, PHONE, [blind.phone(values["phone"])]))
-    names = _all_names(values)
-    if dob:
-        ids.update(_candidates(s, NAME_DOB, [blind.name_dob(n, dob) for n in names]))
-    my_tokens = set(phonetic_keys(full_name(values)).full.split())
-    need = min(2, len(my_tokens))
-    if my_tokens and year:
-        years = [year - 1, year, year + 1] if values.get("dob_estimated") else [year]
-        digests = _phonetic_digests(vault, sorted(my_tokens), years)
-        # truncated digests of two tokens can coincide: never ask for more distinct ones than exist
-        distinct = len(_phonetic_digests(vault, sorted(my_tokens), [year]))
-        ids.update(_candidates(s, PHONETIC_NAME, digests, at_least=min(need, distinct)))
+    for kind, digests, at_least in probe.lookups:
+        ids.update(_candidates(s, kind, digests, at_least=at_least))
     if not ids:
         return []
     stmt = select(Person).where(Person.id.in_(sorted(ids)))
     if exclude_case_id is not None:
         stmt = stmt.where(Person.case_id != exclude_case_id)
-    my_docs = {
-        (normalise_country(d.get("issuing_country")), normalise_document_number(d["number"])) for d in docs
-    }
-    my_phone = normalise_phone(values["phone"]) if values.get("phone") else None
     matches: list[Match] = []
     for cand in s.scalars(stmt.order_by(Person.id)):
         try:
             bk = _bound(s, vault, cand.data_key_id)
         except DataErased:
             continue
-        theirs = _open_fields(
-            bk, cand, ("given_name", "family_name", "other_names", "date_of_birth", "documents", "phone")
-        )
-        reasons = []
-        their_docs = {
-            (normalise_country(d.get("issuing_country")), normalise_document_number(d["number"]))
-            for d in theirs["documents"] or []
-        }
-        if my_docs & their_docs:
-            reasons.append("same_document")
-        if my_phone and theirs["phone"] and normalise_phone(theirs["phone"]) == my_phone:
-            reasons.append("same_phone")
-        their_names = _all_names(theirs)
-        if (
-            dob
-            and theirs["date_of_birth"]
-            and any(confirm_name_dob(a, dob, b, theirs["date_of_birth"]) for a in names for b in their_names)
-        ):
-            reasons.append("same_name_dob")
-        if my_tokens and year and cand.birth_year:
-            gap = abs(cand.birth_year - year)
-            if gap <= (1 if values.get("dob_estimated") else 0):
-                their_tokens = set()
-                for n in their_names:
-                    their_tokens.update(phonetic_keys(n).tokens)
-                if len(my_tokens & their_tokens) >= need:
-                    reasons.append("phonetic_name" if gap == 0 else "phonetic_name_near")
+        theirs = _open_fields(bk, cand, CONFIRM_FIELDS)
+        reasons = match_reasons(probe, cand.birth_year, theirs)
         if reasons:
             matches.append(Match(cand, reasons, theirs))
-    matches.sort(
-        key=lambda m: (min(_REASON_ORDER.index(r) for r in m.reasons), -len(m.reasons), m.candidate.id)
-    )
+    matches.sort(key=match_order)
     return matches[:limit]
 
 
@@ -538,6 +608,30 @@ def _ensure_new_public_ids(s: Session, data: dict) -> None:
         raise Conflict("A member with one of these public_ids is already registered (a retried submission?).")
 
 
+def person_columns(member: dict, arrival: dict, *, weight: int | None = None) -> dict:
+    """The plain (analytic) columns of a new person from a validated member and the case's
+    arrival (shared with the bulk path). ``weight``: the needs weight, if already computed."""
+    return {
+        "relationship_to_principal": Relationship(member["relationship"]),
+        "sex": Sex(member["sex"]),
+        "birth_year": rules.birth_year(member["date_of_birth"]),
+        "dob_estimated": bool(member.get("dob_estimated")),
+        "nationality": member.get("nationality"),
+        "stateless": bool(member.get("stateless")),
+        "arrival_date": member.get("arrival_date") or arrival.get("date"),
+        "arrival_mode": ArrivalMode(member.get("arrival_mode") or arrival["mode"]),
+        "interpreter_needed": bool(member.get("interpreter_needed")),
+        "needs_weight": needs_weight(member.get("specific_needs") or []) if weight is None else weight,
+    }
+
+
+def stored_values(member: dict) -> dict:
+    """The values a new person's sealed fields and blind indexes are made from."""
+    values = dict(member)
+    values["age_assessment"] = _age_assessment_for_storage(member.get("age_assessment"))
+    return values
+
+
 def _new_person(s: Session, vault, case: Case, member: dict, arrival: dict) -> Person:
     dk_row = create_data_key(s, vault)
     bk = vault.bound(data_key_for(s, vault, dk_row))
@@ -547,19 +641,9 @@ def _new_person(s: Session, vault, case: Case, member: dict, arrival: dict) -> P
         case_id=case.id,
         office_id=case.office_id,
         data_key_id=dk_row.id,
-        relationship_to_principal=Relationship(member["relationship"]),
-        sex=Sex(member["sex"]),
-        birth_year=rules.birth_year(member["date_of_birth"]),
-        dob_estimated=bool(member.get("dob_estimated")),
-        nationality=member.get("nationality"),
-        stateless=bool(member.get("stateless")),
-        arrival_date=member.get("arrival_date") or arrival.get("date"),
-        arrival_mode=ArrivalMode(member.get("arrival_mode") or arrival["mode"]),
-        interpreter_needed=bool(member.get("interpreter_needed")),
-        needs_weight=needs_weight(need_codes),
+        **person_columns(member, arrival),
     )
-    values = dict(member)
-    values["age_assessment"] = _age_assessment_for_storage(member.get("age_assessment"))
+    values = stored_values(member)
     _seal_fields(bk, person, values)
     person.needs = [PersonNeed(code=c) for c in need_codes]
     s.add(person)

@@ -159,7 +159,14 @@ def check_language(value: str) -> str:
 
 
 def needs_by_code() -> dict[str, dict]:
-    return {n["code"]: n for n in specific_needs()}
+    """Read-only: built once per process (validation asks for it for every row of a manifest)."""
+    global _NEEDS_BY_CODE
+    if _NEEDS_BY_CODE is None:
+        _NEEDS_BY_CODE = {n["code"]: n for n in specific_needs()}
+    return _NEEDS_BY_CODE
+
+
+_NEEDS_BY_CODE: dict[str, dict] | None = None
 
 
 def check_needs(needs: list[str], *, sex: str | None, dob: str | None, estimated: bool) -> list[str]:

@@ -32,6 +32,7 @@ not write short vowels, so its keys only meet other Arabic-script spellings.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ def _romanise_brahmic(run: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=200_000)  # pure, and names repeat a great deal in a caseload
 def romanise(name: str) -> str:
     """Lower-case romanised words separated by single spaces (see module docstring)."""
     folded = fold_text(name)
@@ -214,6 +216,7 @@ def _vowel_class(run: str) -> str:
     return "a"
 
 
+@functools.lru_cache(maxsize=200_000)
 def skeleton(word: str) -> str:
     """The phonetic code of one romanised word (e.g. ``muhammad`` → ``MuHaMaT``).
 
@@ -279,6 +282,7 @@ class PhoneticKey:
         return sorted({*self.tokens, self.full} - {""})
 
 
+@functools.lru_cache(maxsize=200_000)  # frozen result: safe to share
 def phonetic_keys(name: str | None) -> PhoneticKey:
     """Phonetic codes of a name (see the module docstring).
 

@@ -1,0 +1,259 @@
+"""The bulk registration path writes exactly what register_case writes, one case at a time."""
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from rso.audit.models import AuditEvent
+from rso.db import session_scope
+from rso.errors import Conflict, ValidationFailed
+from rso.reference.models import Office
+from rso.registration import operations as ops
+from rso.registration import validation as rules
+from rso.registration.bulk import (
+    BulkContext,
+    bulk_baseline,
+    bulk_register_synthetic,
+    register_households_bulk,
+)
+from rso.registration.models import SEALED_PERSON_FIELDS, Case, CaseNumberCounter, DuplicateDecision, Person
+from rso.registration.testing import case_payload, family_of_four, member
+from rso.vault.models import BlindIndexEntry, DataKey
+from rso.vault.runtime import vault_for
+
+
+@pytest.fixture
+def cw(make_user):
+    return make_user("caseworker", office="IDN-JKT")
+
+
+def _synthetic_payloads(n_persons: int, seed: int) -> list[dict]:
+    from rso.demo.synthetic import generate_households
+    from rso.registration.demo import payload_from_household
+
+    return [payload_from_household(h) | {"office": "IDN-JKT"}
+            for h in generate_households(n_persons, seed, ["IDN-JKT"])]
+
+
+def _with_public_ids(payload: dict) -> dict:
+    p = copy.deepcopy(payload)
+    p["public_id"] = str(uuid.uuid4())
+    for m in p["members"]:
+        m["public_id"] = str(uuid.uuid4())
+    return p
+
+
+def _payloads() -> list[dict]:
+    """Synthetic households (sea incidents, estimated dates, native-script names, documents,
+    phones, needs) plus deliberate duplicates: inside the batch and of people registered before."""
+    payloads = _synthetic_payloads(160, seed=5)
+    twin = family_of_four("Hussaini", ("Abdul Rahman", "Zahra", "Ali", "Maryam"))
+    payloads.append(case_payload(twin))
+    variant = copy.deepcopy(twin)
+    variant[0]["given_name"] = "Abdurrahman"  # another spelling, same passport and date of birth
+    payloads.append(case_payload([variant[0]], arrival={"date": "2025-10-02", "mode": "air"}))
+    again = member(given_name="Mohamed", family_name="Rahman", date_of_birth="1990-04-02", phone="+62 811 000 111")
+    payloads.append(case_payload([again]))
+    return [_with_public_ids(p) for p in payloads]
+
+
+def _snapshot(s, vault, case_public_ids: list[str]) -> dict:
+    """Everything registration stored for these cases, decrypted with the associated data
+    register_case uses (a value sealed for another row or column would not open)."""
+    cases = {c.public_id: c for c in s.scalars(select(Case).where(Case.public_id.in_(case_public_ids)))}
+    out = {"cases": {}, "persons": {}, "duplicates": set()}
+    for pid, c in cases.items():
+        bk = ops._bound(s, vault, c.data_key_id)
+        out["cases"][pid] = {
+            "case_number": c.case_number, "office": c.office_id, "year": c.year, "seq": c.seq,
+            "status": str(c.status), "priority": str(c.priority), "priority_rank": c.priority_rank,
+            "needs_weight": c.needs_weight, "arrival_date": c.arrival_date, "arrival_mode": str(c.arrival_mode),
+            "incident": (c.incident.vessel_name, c.incident.date, c.incident.number_aboard,
+                         c.incident.departure_point, c.incident.disembarkation_point) if c.incident else None,
+            "minor": c.minor_principal_confirmed, "created_by": c.created_by_id, "version": c.version,
+            "location": bk.open(c.arrival_location_sealed, table="cases", column="arrival_location", row=c.public_id),
+            "location_sealed": c.arrival_location_sealed is not None,
+        }
+        for p in c.members:
+            values = ops.open_person(s, p, vault=vault)
+            entries = sorted(tuple(r) for r in s.execute(select(BlindIndexEntry.kind, BlindIndexEntry.digest).where(
+                BlindIndexEntry.owner_type == "person", BlindIndexEntry.owner_id == p.id,
+                BlindIndexEntry.data_key_id == p.data_key_id)).all())
+            out["persons"][p.public_id] = {
+                "case": pid, "office": p.office_id, "relationship": str(p.relationship_to_principal),
+                "status": str(p.status), "same_as": p.same_as_id, "sex": str(p.sex), "birth_year": p.birth_year,
+                "dob_estimated": p.dob_estimated, "nationality": p.nationality, "stateless": p.stateless,
+                "arrival_date": p.arrival_date, "arrival_mode": str(p.arrival_mode),
+                "interpreter": p.interpreter_needed, "needs_weight": p.needs_weight, "has_photo": p.has_photo,
+                "needs": p.need_codes, "version": p.version, "values": values, "entries": entries,
+                "sealed": tuple(getattr(p, f"{n}_sealed") is not None for n in SEALED_PERSON_FIELDS),
+                "key_live": s.get(DataKey, p.data_key_id).wrapped is not None,
+            }
+    person_ids = {p.id: p.public_id for c in cases.values() for p in c.members}
+    for dd in s.scalars(select(DuplicateDecision).where(DuplicateDecision.person_id.in_(list(person_ids)))):
+        out["duplicates"].add((person_ids[dd.person_id], dd.candidate.public_id, dd.reasons, str(dd.decision)))
+    return out
+
+
+def test_bulk_writes_the_same_rows_as_register_case(app, cw):
+    vault = vault_for(app)
+    payloads = _payloads()
+    earlier = [_with_public_ids(p) for p in _synthetic_payloads(60, seed=9)]
+    earlier.append(_with_public_ids(case_payload([member(given_name="Muhammad", family_name="Rahman",
+                                                         date_of_birth="1990-04-02")])))
+    with app.app_context(), session_scope(app) as s:
+        for p in earlier:  # already registered: candidates for the batch's duplicates
+            ops.register_case(s, cw, p, vault=vault)
+        s.flush()
+        validated = [rules.validate_case(p) for p in payloads]
+        ids = [p["public_id"] for p in payloads]
+
+        savepoint = s.begin_nested()
+        for p in payloads:
+            ops.register_case(s, cw, p, vault=vault)
+        s.flush()
+        one_by_one = _snapshot(s, vault, ids)
+        savepoint.rollback()
+        s.expire_all()
+
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        ctx = BulkContext(vault)
+        first = register_households_bulk(s, vault, validated[:100], office=office, user=cw, context=ctx)
+        second = register_households_bulk(s, vault, validated[100:], office=office, user=cw, context=ctx)
+        s.flush()
+        s.expire_all()
+        bulk = _snapshot(s, vault, ids)
+
+    assert len(one_by_one["cases"]) == len(payloads) and one_by_one["duplicates"]
+    assert any(d[0] in {m["public_id"] for m in payloads[-2]["members"]} and d[2].startswith("same_document")
+               for d in one_by_one["duplicates"])  # the re-registration with another spelling
+    assert bulk["cases"] == one_by_one["cases"]
+    assert bulk["persons"] == one_by_one["persons"]
+    assert bulk["duplicates"] == one_by_one["duplicates"]
+    assert first.persons + second.persons == len(bulk["persons"])
+    assert first.possible_duplicates + second.possible_duplicates == len(bulk["duplicates"])
+
+
+def test_bulk_batch_is_one_audit_event_listing_its_cases(app, cw):
+    vault = vault_for(app)
+    validated = [rules.validate_case(p) for p in _synthetic_payloads(40, seed=2)]
+    with app.app_context(), session_scope(app) as s:
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        res = register_households_bulk(s, vault, validated, office=office, user=cw, audit={"import": "x-1"})
+    with session_scope(app) as s:
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action.like("case.%"))).all()
+        counter = s.scalar(select(CaseNumberCounter.last))
+    assert [e.action for e in events] == ["case.create_bulk"]
+    detail = json.loads(events[0].detail)
+    assert detail["cases"] == res.case_ids and detail["persons"] == 40 and detail["import"] == "x-1"
+    assert detail["case_numbers"] == [res.case_numbers[0], res.case_numbers[-1]]
+    assert counter == len(validated)
+    # the audit detail names no one: only ids, codes and counts
+    assert not any(m["given_name"] in events[0].detail for h in validated for m in h["members"])
+
+
+def test_bulk_registered_person_reads_back_and_is_found_by_a_spelling_variant(app, cw):
+    vault = vault_for(app)
+    payload = case_payload(family_of_four())
+    case = rules.validate_case(payload)
+    with app.app_context(), session_scope(app) as s:
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        res = register_households_bulk(s, vault, [case], office=office, user=cw)
+        case_id = s.get(Case, res.case_ids[0]).public_id
+    with app.app_context(), session_scope(app) as s:
+        got = ops.read_case(s, cw, case_id, endpoint="test", vault=vault)
+        hits = ops.search_persons(s, cw, name="Muhammad Rahmaan", vault=vault)
+        by_doc = ops.search_persons(s, cw, document="mm 447 1230", vault=vault)
+    assert got["case_number"].endswith("-000001") and got["arrival"]["location"] == "Lhokseumawe port"
+    for sent, read in zip(payload["members"], got["members"], strict=True):
+        assert read["given_name"] == sent["given_name"] and read["family_name"] == sent["family_name"]
+        assert read["date_of_birth"] == sent["date_of_birth"]
+        assert read["relationship"] == sent["relationship"]
+        assert read["specific_needs"] == sent.get("specific_needs", [])
+    assert got["members"][0]["documents"] == [{"type": "passport", "number": "MM4471230", "issuing_country": "MMR"}]
+    assert got["members"][0]["phone"] == "+62 812 5550 1234"
+    assert got["members"][3]["age_assessment"] == {"method": "family_declaration"}
+    assert got["priority"] == "urgent"
+    assert [h["given_name"] for h in hits.items] == ["Mohammed"]
+    assert [h["case_number"] for h in by_doc.items] == [got["case_number"]]
+
+
+def test_bulk_flags_duplicates_without_merging_them(app, cw):
+    vault = vault_for(app)
+    person = member(given_name="Abdullah", family_name="Noorzai", date_of_birth="1984-02-29",
+                    documents=[{"type": "passport", "number": "P7788990", "issuing_country": "AFG"}])
+    with app.app_context(), session_scope(app) as s:
+        ops.register_case(s, cw, case_payload([person]), vault=vault)
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        again = dict(person, given_name="Abdollah")
+        batch = [rules.validate_case(case_payload([again])), rules.validate_case(case_payload([dict(again)]))]
+        res = register_households_bulk(s, vault, batch, office=office, user=cw)
+    with session_scope(app) as s:
+        persons = s.scalar(select(func.count()).select_from(Person))
+        decisions = s.scalars(select(DuplicateDecision).order_by(DuplicateDecision.id)).all()
+        statuses = {str(p.status) for p in s.scalars(select(Person))}
+        pairs = [(d.person_id, d.candidate_id, d.reasons, str(d.decision)) for d in decisions]
+    assert persons == 3 and statuses == {"active"}
+    assert res.possible_duplicates == 3  # the 2nd matches the 1st; the 3rd matches both
+    assert all(p[3] == "pending" and p[2].startswith("same_document") for p in pairs)
+
+
+def test_bulk_refuses_another_office_and_a_repeated_public_id(app, cw):
+    vault = vault_for(app)
+    case = rules.validate_case(_with_public_ids(case_payload()))
+    with app.app_context(), session_scope(app) as s:
+        medan = s.scalar(select(Office).where(Office.code == "IDN-MDN"))
+        with pytest.raises(ValidationFailed) as exc:
+            register_households_bulk(s, vault, [case], office=medan, user=cw)
+        assert "office" in exc.value.fields
+        with pytest.raises(ValidationFailed):
+            register_households_bulk(s, vault, [case], office="IDN-MDN", user=cw)
+        register_households_bulk(s, vault, [case], office="IDN-JKT", user=cw)
+        with pytest.raises(Conflict):
+            register_households_bulk(s, vault, [case], office="IDN-JKT", user=cw)
+
+
+def test_memoised_indexing_equals_the_vaults_own(app):
+    vault = vault_for(app)
+    ctx = BulkContext(vault)
+    run = ctx.run_vault
+    members = [m for p in _synthetic_payloads(400, seed=3) for m in rules.validate_case(p)["members"]]
+    members.append(rules.validate_case(case_payload([member(given_name="Aung", family_name="", single_name=True,
+                                                            date_of_birth="1990", dob_estimated=True,
+                                                            age_assessment={"method": "self_declared"})]))
+                   ["members"][0])
+    for m in members:
+        values = ops.stored_values(m)
+        for _ in range(2):  # cold and memoised
+            assert sorted(ops._index_entries(run, values)) == sorted(ops._index_entries(vault, values))
+            mine = ops.duplicate_probe(run, values, blind=run.blind, keys=ctx.keys)
+            theirs = ops.duplicate_probe(vault, values)
+            assert mine == theirs
+        run.blind.new_batch()
+    for year in (None, 1990, "1990", date(1990, 4, 2), "1990-04-02"):
+        assert run.blind.phonetic_name("Muhammad Rahman", year) == vault.blind.phonetic_name("Muhammad Rahman", year)
+
+
+def test_bulk_baseline_measures_and_drops_its_table(app):
+    from sqlalchemy import inspect
+
+    engine = app.extensions["rso_engine"]
+    result = bulk_baseline(engine, 300)
+    assert result["rows"] == 300 and result["rows_per_second"] > 0
+    assert "bench_baseline_persons" not in inspect(engine).get_table_names()
+
+
+def test_bulk_register_synthetic_counts_what_it_registered(app, reference):
+    result = bulk_register_synthetic(app, 250, seed=4, batch_persons=100)
+    with session_scope(app) as s:
+        persons = s.scalar(select(func.count()).select_from(Person))
+        cases = s.scalar(select(func.count()).select_from(Case))
+        dups = s.scalar(select(func.count()).select_from(DuplicateDecision))
+    assert result["persons"] == persons == 250 - result["skipped"]
+    assert result["cases"] == cases and result["possible_duplicates"] == dups
+    assert result["persons_per_second"] > 0 and set(result["timings"]) >= {"prepare", "insert", "duplicates"}
