@@ -344,8 +344,8 @@ def build_caseload(app, report: Report, persons: int, seed: int, console) -> lis
 
 def _start_rsd_items(app, console) -> float:
     from rso.registration.models import Case
+    from rso.registration.operations import needs_rank
     from rso.workflow.engine import start_many
-    from rso.workflow.models import NO_SPECIFIC_NEEDS
 
     maker = app.extensions["rso_sessionmaker"]
     started = time.perf_counter()
@@ -360,8 +360,7 @@ def _start_rsd_items(app, console) -> float:
                     break
                 start_many(s, "rsd-regular", [
                     {"subject_type": "case", "subject_id": r.id, "office_id": r.office_id, "priority": r.priority_rank,
-                     "needs_rank": NO_SPECIFIC_NEEDS if not r.needs_weight else max(0, 10 - 2 * r.needs_weight)}
-                    for r in rows], user=user)
+                     "needs_rank": needs_rank(r.needs_weight)} for r in rows], user=user)
                 last = rows[-1].id
     return time.perf_counter() - started
 

@@ -46,7 +46,7 @@ from rso.vault.operations import data_key_for
 from rso.workflow import engine
 from rso.workflow.definitions import PRIORITIES, PRIORITY_NAMES
 from rso.workflow.guards import GuardContext, register_guard_provider
-from rso.workflow.models import NO_SPECIFIC_NEEDS, WorkflowItem
+from rso.workflow.models import WorkflowItem
 from rso.workflow.registry import get_registry
 
 PROFILES = "profiles"
@@ -324,12 +324,6 @@ def profile_dict(s: Session, profile: Profile, person: Person, *, vault=None) ->
 
 
 # =========================================================================== referrals: rules
-def _needs_rank(person: Person) -> int:
-    """Fold the person's highest specific-needs weight (1..5) into the queue's 0..9 (0 first)."""
-    weight = person.needs_weight or 0
-    return NO_SPECIFIC_NEEDS if weight <= 0 else max(0, 10 - 2 * weight)
-
-
 def _priority(person: Person, rule_priority: str | None) -> int:
     """The more pressing of the rule's priority and the person's specific needs."""
     from_needs = str(reg.priority_for_weight(person.needs_weight or 0))
@@ -397,7 +391,7 @@ def _create_referral(s: Session, user, person: Person, profile: Profile | None, 
     s.flush()
     item = engine.start(s, REFERRAL_PROCEDURE, kind=REFERRAL_KIND, subject_type="referral", subject_id=referral.id,
                         office_id=person.office_id, priority=_priority(person, priority),
-                        needs_rank=_needs_rank(person), user=user, data={"pathway": pathway})
+                        needs_rank=reg.needs_rank(person.needs_weight), user=user, data={"pathway": pathway})
     referral.workflow_item_id = item.id
     referral.workflow_item = item
     s.flush()

@@ -103,6 +103,16 @@ def _vault(vault=None):
 
 
 # =========================================================================== priority
+def needs_rank(weight: int | None) -> int:
+    """A specific-needs weight (1..5, 0 = none) as a work-queue rank: 5 → 0 (served first),
+    4 → 2, 3 → 4, 2 → 6, 1 → 8, none → 9. Every queue (RSD, referral, resettlement,
+    return) ranks by this one rule, so a person's needs weigh the same everywhere."""
+    from rso.workflow.models import NO_SPECIFIC_NEEDS
+
+    weight = int(weight or 0)
+    return NO_SPECIFIC_NEEDS if weight <= 0 else max(0, 10 - 2 * weight)
+
+
 def priority_for_weight(weight: int) -> Priority:
     """Needs weight 5 → emergency, 3-4 → urgent, else normal."""
     if weight >= 5:

@@ -55,7 +55,7 @@ from rso.resettlement.models import (
 )
 from rso.workflow import engine
 from rso.workflow.definitions import PRIORITIES, PRIORITY_NAMES
-from rso.workflow.models import NO_SPECIFIC_NEEDS, WorkflowItem
+from rso.workflow.models import WorkflowItem
 from rso.workflow.registry import get_registry
 
 PROCEDURE = "resettlement"
@@ -166,12 +166,6 @@ def processing_targets() -> dict[str, dict]:
     return out
 
 
-def _needs_rank(case: Case) -> int:
-    """Registration's needs weight 1..5 → queue rank 4..0 (0 most acute); none → 9."""
-    weight = int(case.needs_weight or 0)
-    return max(0, 5 - weight) if weight > 0 else NO_SPECIFIC_NEEDS
-
-
 def active_members(s: Session, case_id: int) -> list[Person]:
     return list(s.scalars(select(Person).where(Person.case_id == case_id, Person.status == PersonStatus.ACTIVE)
                           .order_by(Person.id)))
@@ -277,7 +271,7 @@ def identify(s: Session, user, case_ref: str, *, now: datetime | None = None) ->
     now = now or utcnow()
     item = engine.start(s, PROCEDURE, kind=KIND, subject_type=SUBJECT, subject_id=case.id,
                         office_id=case.office_id, priority=PRIORITIES["normal"], user=user,
-                        needs_rank=_needs_rank(case), now=now)
+                        needs_rank=reg.needs_rank(case.needs_weight), now=now)
     principal = members[0]
     rcase = ResettlementCase(case_id=case.id, office_id=case.office_id, item_id=item.id, persons=len(members),
                              nationality=principal.nationality, identified_at=now,

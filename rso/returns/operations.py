@@ -77,7 +77,7 @@ from rso.users.models import User
 from rso.vault.operations import data_key_for
 from rso.workflow import engine
 from rso.workflow.definitions import PRIORITY_NAMES, START
-from rso.workflow.models import NO_SPECIFIC_NEEDS, WorkflowItem
+from rso.workflow.models import WorkflowItem
 from rso.workflow.registry import get_registry
 
 PROCEDURE = "return"
@@ -123,11 +123,6 @@ def _bound(s: Session, vault, person: Person):
 
 def _today(now: datetime | None) -> date:
     return (now or utcnow()).date()
-
-
-def _needs_rank(person: Person) -> int:
-    weight = int(person.needs_weight or 0)
-    return NO_SPECIFIC_NEEDS if weight <= 0 else max(0, 10 - 2 * weight)
 
 
 # =========================================================================== refusals
@@ -295,7 +290,8 @@ def enter_return_queue(s: Session, user, payload: dict, *, now: datetime | None 
             raise _refusal(found, sg.ENTER)
         case = s.get(Case, person.case_id)
         item = engine.start(s, PROCEDURE, kind=KIND, subject_type=SUBJECT, subject_id=person.id,
-                            office_id=person.office_id, priority=case.priority_rank, needs_rank=_needs_rank(person),
+                            office_id=person.office_id, priority=case.priority_rank,
+                            needs_rank=reg.needs_rank(person.needs_weight),
                             user=user, data={"entry_path": path.value, "destination": destination}, now=now)
     except (Refused, PermissionDenied) as exc:
         persist_refusal(s, user, exc, object_type="person", object_id=person_id, step=sg.ENTER)

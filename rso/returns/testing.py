@@ -14,6 +14,7 @@ from rso.registration.testing import case_payload, member
 from rso.returns import operations as ops
 from rso.returns.models import ReturnCase
 from rso.rsd import operations as rsd
+from rso.rsd import signals as rsd_signals
 from rso.rsd.models import Claim
 from rso.rsd.testing import Walk
 
@@ -54,12 +55,17 @@ class World:
 
     # ---- RSD
     def claim(self, case: Case, *, applicant: Person | None = None, now: datetime | None = None,
-              derivatives: list[Person] | None = None) -> Claim:
+              derivatives: list[Person] | None = None, silently: bool = False) -> Claim:
+        """Start a claim. ``silently``: without RSD's announcement, as if the return queue missed it,
+        to prove the safeguards still refuse (defence in depth behind the immediate suspension)."""
         body: dict[str, Any] = {"case": case.public_id}
         if applicant is not None:
             body["applicant"] = applicant.public_id
         if derivatives is not None:
             body["derivatives"] = [p.public_id for p in derivatives]
+        if silently:
+            with rsd_signals.claim_lodged.muted():
+                return rsd.start_claim(self.s, self.p.cw, body, now=now)
         return rsd.start_claim(self.s, self.p.cw, body, now=now)
 
     def decide(self, claim: Claim, outcome: str = "rejected", *, now: datetime | None = None,

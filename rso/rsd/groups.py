@@ -17,6 +17,7 @@ from rso.audit.operations import record
 from rso.db import check_version, utcnow
 from rso.errors import Conflict, NotFound, Refused, ValidationFailed
 from rso.reference.models import Office
+from rso.registration import operations as reg
 from rso.registration.models import Case, Person, PersonStatus, Relationship
 from rso.rsd import operations as ops
 from rso.rsd import procedures, status
@@ -176,7 +177,7 @@ def _to_regular(s: Session, user, claim: Claim, *, now: datetime | None = None) 
     case = s.get(Case, claim.case_id)
     name = procedures.resolve(s, case.office, claim.nationality, Mode.REGULAR)
     item = engine.start(s, name, kind="rsd", subject_type=ops.CLAIM, subject_id=claim.id, office_id=claim.office_id,
-                        priority=case.priority_rank, needs_rank=ops._needs_rank(case), user=user,
+                        priority=case.priority_rank, needs_rank=reg.needs_rank(case.needs_weight), user=user,
                         data={"referred_from": "prima_facie"}, now=now)
     claim.mode = Mode.REGULAR
     claim.procedure = name

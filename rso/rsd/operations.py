@@ -65,7 +65,7 @@ from rso.rsd.models import (
 from rso.users.models import Role, User
 from rso.vault.operations import data_key_for
 from rso.workflow import engine
-from rso.workflow.models import NO_SPECIFIC_NEEDS, WorkflowItem
+from rso.workflow.models import WorkflowItem
 
 CLAIM = "rsd_claim"
 APPEAL = "rsd_appeal"
@@ -217,11 +217,6 @@ def _today(now: datetime | None) -> date:
     return (now or utcnow()).date()
 
 
-def _needs_rank(case: Case) -> int:
-    weight = int(case.needs_weight or 0)
-    return NO_SPECIFIC_NEEDS if weight <= 0 else max(0, NO_SPECIFIC_NEEDS - 2 * weight)
-
-
 # =========================================================================== claims
 def start_claim(s: Session, user, payload: dict, *, now: datetime | None = None) -> Claim:
     """Start refugee status determination on a registered case (regular or accelerated).
@@ -290,7 +285,7 @@ def start_for(s: Session, user, case: Case, applicant: Person, derivatives: list
     for p in derivatives:
         claim.derivatives.append(Derivative(person_id=p.id))
     item = engine.start(s, name, kind="rsd", subject_type=CLAIM, subject_id=claim.id, office_id=case.office_id,
-                        priority=case.priority_rank, needs_rank=_needs_rank(case), user=user, now=now)
+                        priority=case.priority_rank, needs_rank=reg.needs_rank(case.needs_weight), user=user, now=now)
     claim.item_id = item.id
     claim.item = item
     s.flush()
@@ -380,7 +375,8 @@ def reopen_claim(s: Session, user, claim_ref, payload: dict, *, now: datetime | 
             status.protection_status(s, applicant.id, exclude_claim_id=claim.id):
         raise Refused("The applicant has another claim in progress or holds protection.", rule="rsd.claim_pending")
     item = engine.start(s, claim.procedure, kind="rsd", subject_type=CLAIM, subject_id=claim.id,
-                        office_id=claim.office_id, priority=case.priority_rank, needs_rank=_needs_rank(case),
+                        office_id=claim.office_id, priority=case.priority_rank,
+                        needs_rank=reg.needs_rank(case.needs_weight),
                         user=user, data={"reopened": True, "reopen_reason": data["reason"]}, now=now)
     claim.item_id = item.id
     claim.item = item
@@ -1110,8 +1106,8 @@ def lodge_appeal(s: Session, user, claim_ref, payload: dict, *, now: datetime | 
     s.flush()
     case = s.get(Case, claim.case_id)
     aitem = engine.start(s, procedures.APPEAL, kind="rsd_appeal", subject_type=APPEAL, subject_id=appeal.id,
-                         office_id=claim.office_id, priority=case.priority_rank, needs_rank=_needs_rank(case),
-                         user=user, data={"late": late}, now=now)
+                         office_id=claim.office_id, priority=case.priority_rank,
+                         needs_rank=reg.needs_rank(case.needs_weight), user=user, data={"late": late}, now=now)
     appeal.item_id = aitem.id
     appeal.item = aitem
     s.flush()
