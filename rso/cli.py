@@ -187,9 +187,8 @@ def _load_demo_hooks() -> None:
     from rso.returns.demo import demo_returns
     from rso.rsd.demo import demo_hook as demo_rsd
 
-    for hook in (demo_caseload, demo_profiles, demo_rsd, demo_returns, demo_resettlement, demo_reports):
-        if hook not in DEMO_HOOKS:
-            DEMO_HOOKS.append(hook)
+    ordered = [demo_caseload, demo_profiles, demo_rsd, demo_returns, demo_resettlement, demo_reports]
+    DEMO_HOOKS[:] = ordered + [h for h in DEMO_HOOKS if h not in ordered]
 
 
 def _ensure_keyring(app) -> None:

@@ -4,8 +4,7 @@ For a few hundred persons (``rso demo --persons 300``): every person gets a data
 fields, blind indexes and a duplicate check, exactly as at a registration desk. A bulk fast
 path for a million persons is a separate job.
 
-Hook it into the CLI with ``rso.cli.DEMO_HOOKS.append(demo_caseload)`` (importing this module
-does that when ``rso.cli`` is already loaded).
+Run by ``rso demo`` (``rso.cli._load_demo_hooks`` orders the domains' hooks).
 """
 from __future__ import annotations
 
@@ -109,15 +108,3 @@ def demo_caseload(app, persons: int = 300, seed: int = 1, console=None) -> dict:
         say(f"Registration: {done['cases']} cases, {done['persons']} persons registered "
             f"({done['possible_duplicates']} possible duplicates to decide, {done['skipped']} skipped).")
         return done
-
-
-def _install() -> None:
-    import sys
-
-    cli = sys.modules.get("rso.cli")
-    hooks = getattr(cli, "DEMO_HOOKS", None)
-    if hooks is not None and demo_caseload not in hooks:
-        hooks.append(demo_caseload)
-
-
-_install()

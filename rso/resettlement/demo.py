@@ -3,9 +3,8 @@
 emergency transit facilities, and recognised households entered in the queue and walked to
 "submission reviewed", ready for a supervisor to run matching.
 
-Hook: ``rso.cli.DEMO_HOOKS.append(demo_resettlement)`` (importing this module does that when
-``rso.cli`` is already loaded). It runs after registration, profiling and RSD demo data; with no
-recognised refugee yet, only pledges and facilities are added.
+Run by ``rso demo`` (``rso.cli._load_demo_hooks`` orders the hooks) after registration, profiling
+and RSD demo data; with no recognised refugee yet, only pledges and facilities are added.
 """
 from __future__ import annotations
 
@@ -96,15 +95,3 @@ def demo_resettlement(app, persons: int = 300, seed: int = 1, console=None) -> d
     say(f"Resettlement: {done['pledges']} pledges for {year}, {done['facilities']} transit facilities, "
         f"{done['households']} recognised households ready for matching.")
     return done
-
-
-def _install() -> None:
-    import sys
-
-    cli = sys.modules.get("rso.cli")
-    hooks = getattr(cli, "DEMO_HOOKS", None)
-    if hooks is not None and demo_resettlement not in hooks:
-        hooks.append(demo_resettlement)
-
-
-_install()

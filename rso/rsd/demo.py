@@ -76,12 +76,13 @@ def demo_hook(app, *, persons: int = 300, seed: int = 1, console=None, claims: i
                 ops.create_source(s, staff["supervisor"], {"title": title, "publisher": publisher,
                                                            "published_on": published, "url": url,
                                                            "country": country, "excerpt": excerpt})
+        office_id = staff["caseworker"].office_id  # the demo staff work at one office: its cases only
     made = 0
     with app.app_context():
         with session_scope(app) as s:
             with_claims = select(Claim.case_id)
-            case_ids = list(s.scalars(select(Case.id).where(Case.id.not_in(with_claims)).order_by(Case.id)
-                                      .limit(claims * 3)))
+            case_ids = list(s.scalars(select(Case.id).where(Case.id.not_in(with_claims), Case.office_id == office_id)
+                                      .order_by(Case.id).limit(claims * 3)))
         rng.shuffle(case_ids)
         for n, case_id in enumerate(case_ids[:claims]):
             try:
