@@ -25,23 +25,28 @@ def doc(summary: str, *, request_schema: type[Schema] | None = None, response_sc
 
 
 def load_json(schema: Schema, *, partial=False) -> dict:
-    """Parse and validate the JSON body; a 422 names every bad field and nothing is changed."""
-    payload = request.get_json(silent=True)
+    """Parse and validate the request's JSON body; a 422 names every bad field and nothing is changed."""
+    return load_data(schema, request.get_json(silent=True), partial=partial)
+
+
+def load_data(schema: Schema, payload, *, partial=False) -> dict:
+    """Validate a payload (a dict from JSON or a form) with ``schema``; a 422 names every bad field."""
     if not isinstance(payload, dict):
         raise ValidationFailed({"_body": "Send a JSON object with Content-Type: application/json."})
     try:
         return schema.load(payload, partial=partial)
     except ValidationError as exc:
-        raise ValidationFailed(_flatten(exc.messages)) from None
+        raise ValidationFailed(flatten_errors(exc.messages)) from None
 
 
-def _flatten(messages, prefix: str = "") -> dict:
+def flatten_errors(messages, prefix: str = "") -> dict:
+    """marshmallow's nested messages → ``{"members.1.date_of_birth": "..."}``."""
     out: dict[str, str] = {}
     if isinstance(messages, dict):
         for key, val in messages.items():
             name = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(val, dict):
-                out.update(_flatten(val, name))
+                out.update(flatten_errors(val, name))
             else:
                 out[name] = "; ".join(map(str, val)) if isinstance(val, list) else str(val)
     else:

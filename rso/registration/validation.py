@@ -226,9 +226,9 @@ def household_errors(
 # --------------------------------------------------------------------------- entry points
 def flatten(messages, prefix: str = "") -> dict:
     """marshmallow's nested messages → ``{"members.1.date_of_birth": "..."}``."""
-    from rso.api import _flatten
+    from rso.api import flatten_errors
 
-    return _flatten(messages, prefix)
+    return flatten_errors(messages, prefix)
 
 
 def validate_case(payload: dict) -> dict:

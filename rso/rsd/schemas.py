@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from rso.errors import ValidationFailed
+from rso.api import load_data
 from rso.reference.loader import codes
 from rso.rsd.models import DECIDABLE, Gender, Mode, Outcome
 
@@ -54,26 +54,7 @@ MAX_NARRATIVE = 100_000
 
 def load(schema: Schema, payload) -> dict:
     """Validate ``payload`` (a dict) with ``schema``; a 422 names every bad field."""
-    if not isinstance(payload, dict):
-        raise ValidationFailed({"_body": "Send a JSON object."})
-    try:
-        return schema.load(payload)
-    except ValidationError as exc:
-        raise ValidationFailed(_flatten(exc.messages)) from None
-
-
-def _flatten(messages, prefix: str = "") -> dict:
-    out: dict[str, str] = {}
-    if isinstance(messages, dict):
-        for key, val in messages.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(val, dict):
-                out.update(_flatten(val, name))
-            else:
-                out[name] = "; ".join(map(str, val)) if isinstance(val, list) else str(val)
-    else:
-        out[prefix or "_body"] = "; ".join(map(str, messages))
-    return out
+    return load_data(schema, payload)
 
 
 class Text(fields.String):
