@@ -285,8 +285,11 @@ def measure_matching(report: Report) -> None:
 
 
 def print_report(report: Report, console) -> None:
+    from rich.console import Console
     from rich.table import Table
 
+    if console.width < 150:  # the table is read in logs and CI output: do not wrap it to 80 columns
+        console = Console(width=150)
     table = Table(title=f"rso bench: {report.persons:,} persons on {report.engine} "
                         f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)")
     for col in ("measure", "RSO Case (median)", "raw baseline (same run)", "ratio", "target", "met"):
