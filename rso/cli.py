@@ -242,12 +242,14 @@ def worker(burst: bool) -> None:
 @click.option("--seed", default=7, show_default=True)
 @click.option("--workdir", default=None, help="Where the SQLite file and key ring go (default: a temp dir).")
 @click.option("--skip", multiple=True, type=click.Choice(["api", "rotation", "report", "matching"]))
-def bench(persons, database_url, repeats, api_requests, seed, workdir, skip) -> None:
+@click.option("--queue-items", default=0, show_default=True,
+              help="Grow the RSD queue to this many items (e.g. 1000000) before measuring the queue pages.")
+def bench(persons, database_url, repeats, api_requests, seed, workdir, skip, queue_items) -> None:
     """Build a synthetic caseload through the real code paths and print medians beside raw baselines."""
     from rso.bench.run import print_report, run
 
     report = run(persons=persons, database_url=database_url, repeats=repeats, api_requests=api_requests,
-                 seed=seed, workdir=workdir, skip=set(skip), console=console)
+                 seed=seed, workdir=workdir, skip=set(skip), console=console, queue_items=queue_items)
     print_report(report, console)
 
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask import current_app, g
-from sqlalchemy import DateTime, MetaData, String, create_engine, event
+from sqlalchemy import DateTime, MetaData, String, create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -146,3 +146,51 @@ def session_scope(app=None) -> Iterator[Session]:
         raise
     finally:
         s.close()
+
+
+# --------------------------------------------------------------------------- bulk inserts
+def new_ids(s: Session, table, count: int) -> list[int]:
+    """``count`` fresh primary keys for ``table``, so rows can be inserted by a plain
+    ``executemany`` (a multi-row ``RETURNING`` in parameter order falls back to one statement
+    per row on SQLite). SQLite: the next ids after the largest, safe because every transaction
+    takes the write lock first (``BEGIN IMMEDIATE``, see ``rso.db``) and holds it until commit.
+    PostgreSQL: values drawn from the column's sequence."""
+    if count <= 0:
+        return []
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        seq = s.execute(select(func.pg_get_serial_sequence(table.name, "id"))).scalar_one()
+        return list(s.execute(
+            select(func.nextval(seq)).select_from(func.generate_series(1, count))
+        ).scalars())
+    if dialect == "sqlite":
+        first = (s.execute(select(func.max(table.c.id))).scalar() or 0) + 1
+        return list(range(first, first + count))
+    raise NotImplementedError(f"bulk inserts do not support {dialect}")
+
+
+def insert_rows(s: Session, table, rows: list[dict]) -> None:
+    """``INSERT`` rows (dicts with the same keys; table and column names are the model's) through
+    the driver's ``executemany`` (PostgreSQL: ``COPY``), each value converted by its column type's
+    bind processor for this dialect, as SQLAlchemy's own ``insert()`` would, without its per-row
+    bookkeeping (a quarter of the cost of a batch)."""
+    if not rows:
+        return
+    conn = s.connection()
+    dialect = conn.dialect
+    columns = list(rows[0])
+    procs = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    pairs = list(zip(columns, procs, strict=True))
+    values = (tuple(p(row[c]) if p else row[c] for c, p in pairs) for row in rows)
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        # COPY: several times faster than INSERT on PostgreSQL; psycopg adapts each value by its type
+        with conn.connection.dbapi_connection.cursor() as cur, \
+                cur.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy:
+            for value in values:
+                copy.write_row(value)
+        return
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
+    conn.exec_driver_sql(sql, list(values))

@@ -81,7 +81,7 @@ def prepare(workdir: Path, database_url: str | None):
     with session_scope(app) as s:
         load_reference_data(s)
         for username, role, office in (("bench-rso", "caseworker", None), ("bench-cw", "caseworker", "IDN-JKT"),
-                                       ("bench-api", "caseworker", "IDN-JKT")):
+                                       ("bench-api", "caseworker", "IDN-JKT"), ("bench-sup", "supervisor", None)):
             create_user(s, username=username, password=BENCH_PASSWORD, role=role, office_code=office,
                         mfa_exempt=True)
     return app, cfg
@@ -345,6 +345,65 @@ def build_caseload(app, report: Report, persons: int, seed: int, console) -> lis
     return samples
 
 
+def add_queue_items(app, report: Report, total: int) -> None:
+    """Grow the RSD queue to ``total`` items (extra items over the registered cases, started by the
+    engine's set-based path), so queue pages can be measured at a million items without
+    registering a million persons first."""
+    from rso.registration.models import Case
+    from rso.registration.operations import needs_rank
+    from rso.workflow.engine import start_many
+    from rso.workflow.models import WorkflowItem
+
+    maker = app.extensions["rso_sessionmaker"]
+    started = time.perf_counter()
+    with app.app_context():
+        with maker() as s:
+            have = s.scalar(select(func.count()).select_from(WorkflowItem))
+            cases = s.execute(select(Case.id, Case.office_id, Case.priority_rank, Case.needs_weight)
+                              .order_by(Case.id)).all()
+        added = 0
+        while have + added < total and cases:
+            n = min(20_000, total - have - added)
+            with maker() as s, s.begin():
+                start_many(s, "rsd-regular", [
+                    {"subject_type": "case", "subject_id": r.id, "office_id": r.office_id,
+                     "priority": r.priority_rank, "needs_rank": needs_rank(r.needs_weight)}
+                    for r in (cases[(added + i) % len(cases)] for i in range(n))], user=_user(s, "bench-rso"))
+            added += n
+    seconds = time.perf_counter() - started
+    report.add(f"queue grown to {total:,} items ({added:,} started by start_many)",
+               f"{added / seconds:,.0f} items/s ({seconds:.0f} s)" if added else "", "", "", "")
+
+
+def measure_queue_page_http(app, report: Report, repeats: int) -> None:
+    """The queue page a supervisor opens (HTML, 50 rows, rendered by Flask) at the current size."""
+    import re
+
+    maker = app.extensions["rso_sessionmaker"]
+    with maker() as s:
+        busiest = s.execute(text(
+            "SELECT procedure, state, count(*) AS n FROM workflow_items WHERE closed = :f "
+            "GROUP BY procedure, state ORDER BY n DESC LIMIT 1"), {"f": False}).first()
+    if busiest is None:
+        return
+    proc, state, total = busiest
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    client.post("/login", data={"username": "bench-sup", "password": BENCH_PASSWORD, "csrf_token": token})
+    url = f"/workflow/queues/{proc}/{state}"
+    statuses = []
+
+    def get(i):
+        statuses.append(client.get(url).status_code)
+
+    sample = repeat(get, repeats)
+    ok = set(statuses) == {200}
+    report.add(f"queue page over HTTP ({total:,} items, 50 rows)",
+               f"{sample.median_ms:.1f} ms (p95 {sample.p95_ms:.1f})", "", "", "p95 < 1000 ms",
+               ok and sample.p95_ms < 1000)
+
+
 def _start_rsd_items(app, console) -> float:
     from rso.registration.models import Case
     from rso.registration.operations import needs_rank
@@ -369,13 +428,16 @@ def _start_rsd_items(app, console) -> float:
 
 
 def run(*, persons: int, database_url: str | None, repeats: int, api_requests: int, seed: int,
-        workdir: str | None, skip: set[str], console) -> Report:
+        workdir: str | None, skip: set[str], console, queue_items: int = 0) -> Report:
     work = new_workdir(workdir)
     app, cfg = prepare(work, database_url)
     report = Report(persons, app.extensions["rso_engine"].dialect.name)
     console.print(f"Building {persons:,} persons in {cfg['DATABASE_URL'].split('@')[-1]} ...")
     samples = build_caseload(app, report, persons, seed, console)
+    if queue_items:
+        add_queue_items(app, report, queue_items)
     measure_lookups(app, report, samples, repeats)
+    measure_queue_page_http(app, report, repeats)
     if "report" not in skip:
         measure_report(app, report, repeats)
     if "api" not in skip:

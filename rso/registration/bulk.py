@@ -39,7 +39,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rso.audit.operations import record
-from rso.db import utcnow
+from rso.db import insert_rows, new_ids, utcnow
 from rso.errors import Conflict, ValidationFailed
 from rso.reference.models import Office
 from rso.registration import operations as ops
@@ -232,53 +232,6 @@ def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[i : i + size]
 
 
-def _new_ids(s: Session, table, count: int) -> list[int]:
-    """``count`` fresh primary keys for ``table``, so rows can be inserted by a plain
-    ``executemany`` (a multi-row ``RETURNING`` in parameter order falls back to one statement
-    per row on SQLite). SQLite: the next ids after the largest, safe because every transaction
-    takes the write lock first (``BEGIN IMMEDIATE``, see ``rso.db``) and holds it until commit.
-    PostgreSQL: values drawn from the column's sequence."""
-    if count <= 0:
-        return []
-    dialect = s.get_bind().dialect.name
-    if dialect == "postgresql":
-        seq = s.execute(select(func.pg_get_serial_sequence(table.name, "id"))).scalar_one()
-        return list(s.execute(
-            select(func.nextval(seq)).select_from(func.generate_series(1, count))
-        ).scalars())
-    if dialect == "sqlite":
-        first = (s.execute(select(func.max(table.c.id))).scalar() or 0) + 1
-        return list(range(first, first + count))
-    raise NotImplementedError(f"bulk registration does not support {dialect}")
-
-
-def _insert_rows(s: Session, table, rows: list[dict]) -> None:
-    """``INSERT`` rows (dicts with the same keys; table and column names are the model's) through
-    the driver's ``executemany`` (PostgreSQL: ``COPY``), each value converted by its column type's
-    bind processor for this dialect, as SQLAlchemy's own ``insert()`` would, without its per-row
-    bookkeeping (a quarter of the cost of a batch)."""
-    if not rows:
-        return
-    conn = s.connection()
-    dialect = conn.dialect
-    columns = list(rows[0])
-    procs = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-    quote = dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in columns)
-    pairs = list(zip(columns, procs, strict=True))
-    values = (tuple(p(row[c]) if p else row[c] for c, p in pairs) for row in rows)
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        # COPY: several times faster than INSERT on PostgreSQL; psycopg adapts each value by its type
-        with conn.connection.dbapi_connection.cursor() as cur, \
-                cur.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy:
-            for value in values:
-                copy.write_row(value)
-        return
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
-    conn.exec_driver_sql(sql, list(values))
-
-
 def _insert_entries(s: Session, rows: list[tuple]) -> None:
     """Blind-index entries ``(kind, digest, owner_id, owner_type, data_key_id)``: PostgreSQL
     ``COPY`` (several times faster than an insert per row), elsewhere the driver's executemany."""
@@ -295,10 +248,10 @@ def _insert_entries(s: Session, rows: list[tuple]) -> None:
 def _new_data_keys(s: Session, vault, count: int) -> list[tuple[int, bytes]]:
     """As :func:`rso.vault.operations.create_data_keys` (``[(data_key_id, plaintext)]``, one
     insert), with the ids drawn up front instead of returned row by row."""
-    ids = _new_ids(s, _DK, count)
+    ids = new_ids(s, _DK, count)
     now = utcnow()
     made = [vault.new_data_key() for _ in range(count)]
-    _insert_rows(s, _DK, [
+    insert_rows(s, _DK, [
         {"id": i, "wrapped": wrapped, "master_key_id": kid, "created_at": now}
         for i, (_dk, wrapped, kid) in zip(ids, made, strict=True)
     ])
@@ -599,10 +552,10 @@ def register_households_bulk(
             "updated_at": now,
         })
     t1 = time.perf_counter()
-    case_ids = _new_ids(s, _CASES, n_cases)
+    case_ids = new_ids(s, _CASES, n_cases)
     for cid, row in zip(case_ids, case_rows, strict=True):
         row["id"] = cid
-    _insert_rows(s, _CASES, case_rows)
+    insert_rows(s, _CASES, case_rows)
     t2 = time.perf_counter()
 
     # ---- persons
@@ -640,10 +593,10 @@ def register_households_bulk(
             if member.get("photo"):
                 photos.append((len(person_rows) - 1, member["photo"]))
     t3 = time.perf_counter()
-    person_ids = _new_ids(s, _PERSONS, n_persons)
+    person_ids = new_ids(s, _PERSONS, n_persons)
     for pid, row in zip(person_ids, person_rows, strict=True):
         row["id"] = pid
-    _insert_rows(s, _PERSONS, person_rows)
+    insert_rows(s, _PERSONS, person_rows)
     t4 = time.perf_counter()
     result.timings["insert_persons"] = t4 - t3
 
@@ -661,7 +614,7 @@ def register_households_bulk(
             entry_rows.append((kind, digest, pid, ops.OWNER, dk_id))
     t5 = time.perf_counter()
     if need_rows:
-        _insert_rows(s, _NEEDS, need_rows)
+        insert_rows(s, _NEEDS, need_rows)
     if photos:
         photo_rows = []
         for idx, photo in photos:
@@ -670,7 +623,7 @@ def register_households_bulk(
                                 row=person_rows[idx]["public_id"])
             photo_rows.append({"person_id": person_ids[idx], "content_type": photo["content_type"],
                                "image_sealed": sealed, "created_at": now})
-        _insert_rows(s, _PHOTOS, photo_rows)
+        insert_rows(s, _PHOTOS, photo_rows)
     if entry_rows:
         # in (kind, digest) order: the index on them is then filled page by page, not at random;
         # plain integers and strings, so straight to the driver's executemany
@@ -683,7 +636,7 @@ def register_households_bulk(
     # ---- duplicates
     dups = _find_batch_duplicates(s, ctx, list(person_ids), case_index, values_list)
     if dups:
-        _insert_rows(s, _DUPS, [
+        insert_rows(s, _DUPS, [
             {"public_id": str(uuid.uuid4()), "person_id": p, "candidate_id": c, "reasons": ",".join(r),
              "decision": DuplicateDecisionKind.PENDING, "created_at": now}
             for p, c, r in dups
