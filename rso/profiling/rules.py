@@ -22,6 +22,7 @@ import yaml
 from rso.profiling import questions, sharing
 from rso.reference import loader as reference
 from rso.workflow.definitions import NAME_RE, PRIORITIES
+from rso.workflow.loader import LineDict, LineList, LineLoader
 
 FILE_NAME = "referral-rules.yaml"
 EXTENSION = "referral_rules"
@@ -65,57 +66,10 @@ class RulesError(Exception):
 # --- YAML with line numbers ------------------------------------------------------------------
 
 
-class _Map(dict):
-    line = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.key_lines: dict[Any, int] = {}
-        self.duplicates: list[tuple[Any, int]] = []
-
-
-class _Seq(list):
-    line = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.item_lines: list[int] = []
-
-
-class _Loader(yaml.SafeLoader):
-    """The safe loader, keeping where each mapping, key and list item starts (1-based)."""
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    out = _Map()
-    out.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value",
-                                                    key_node.start_mark) from None
-        line = key_node.start_mark.line + 1
-        if key in out:
-            out.duplicates.append((key, line))
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = line
-    return out
-
-
-def _sequence(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
-    out = _Seq()
-    out.line = node.start_mark.line + 1
-    for child in node.value:
-        out.append(loader.construct_object(child, deep=True))
-        out.item_lines.append(child.start_mark.line + 1)
-    return out
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _sequence)
+# the workflow loader's line-tracking YAML (one implementation for every file under workflows/)
+_Map = LineDict
+_Seq = LineList
+_Loader = LineLoader
 
 
 def _line(m: Any, key: Any = None) -> int:

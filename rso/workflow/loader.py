@@ -130,11 +130,11 @@ class LineList(list):
         self.item_lines: list[int] = []
 
 
-class _LineLoader(yaml.SafeLoader):
+class LineLoader(yaml.SafeLoader):
     """PyYAML's safe loader, recording node start marks on mappings and sequences."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+def _construct_mapping(loader: LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     out = LineDict()
     out.line = node.start_mark.line + 1
@@ -154,7 +154,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     return out
 
 
-def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+def _construct_sequence(loader: LineLoader, node: yaml.SequenceNode) -> LineList:
     out = LineList()
     out.line = node.start_mark.line + 1
     for child in node.value:
@@ -163,8 +163,8 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineLis
     return out
 
 
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 
 # --- problem reporting -----------------------------------------------------------------------
@@ -748,7 +748,7 @@ def _read(f: _File) -> LineDict | None:
     except (OSError, UnicodeDecodeError) as exc:
         f.err(1, f"cannot read the file: {exc}")
         return None
-    loader = _LineLoader(text)
+    loader = LineLoader(text)
     try:
         doc = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
