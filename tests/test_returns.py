@@ -418,6 +418,9 @@ def test_supervisors_see_harm_alerts_on_their_dashboard(app, people, staff, web)
     assert "Post-return harm alerts" in page and f"/returns/{rid}" in page
     detail = web.client.get(f"/returns/{rid}").get_data(as_text=True)
     assert "Harm reported after return" in detail and "Acknowledge" in detail
+    # the next visit's form carries the sealed notes field beside the procedure's fields
+    visit_form = detail.split('data-transition="record_visit"')[1].split("</form>")[0]
+    assert 'name="notes"' in visit_form and 'name="visited_on"' in visit_form
 
 
 def test_a_subsequent_application_through_rsd_suspends_the_return_at_once(s, w, people):

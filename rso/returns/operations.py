@@ -928,8 +928,9 @@ def available_steps(s: Session, rc: ReturnCase, user, *, now: datetime | None = 
             found = sg.failures(sg.Subject.of(s, rc, t.name, user=user, now=now))
             found.pop("return.counselling_incomplete", None)  # depends on what the form says
             refusal = " ".join(found.values()) or None
-        out.append({"name": t.name, "title": t.title, "allowed": refusal is None, "refusal": refusal,
+        out.append({"name": t.name, "title": t.title, "to": t.target, "allowed": refusal is None, "refusal": refusal,
                     "fields": [{"name": f.name, "type": f.type, "required": f.required, "options": list(f.options),
+                                "max_length": f.max_length,
                                 "label": f.label or f.name.replace("_", " ").capitalize()} for f in t.fields]})
     return out
 
