@@ -196,3 +196,15 @@ def audit_actions(app):
             return [a for a in s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)) if a.startswith(prefix)]
 
     return _actions
+
+
+@pytest.fixture
+def app_session(app):
+    """A session inside an app context for calling operations directly; rolled back afterwards."""
+    with app.app_context():
+        session = app.extensions["rso_sessionmaker"]()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()

@@ -56,14 +56,8 @@ def people(make_user):
 
 
 @pytest.fixture
-def s(app, people):
-    with app.app_context():
-        session = app.extensions["rso_sessionmaker"]()
-        try:
-            yield session
-        finally:
-            session.rollback()
-            session.close()
+def s(people, app_session):
+    return app_session
 
 
 def _family(name: str, n: int = 3) -> list[dict]:

@@ -42,14 +42,8 @@ def people(app, reference):
 
 
 @pytest.fixture
-def s(app, people):
-    with app.app_context():
-        session = app.extensions["rso_sessionmaker"]()
-        try:
-            yield session
-        finally:
-            session.rollback()
-            session.close()
+def s(people, app_session):
+    return app_session
 
 
 @pytest.fixture

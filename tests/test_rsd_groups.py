@@ -19,14 +19,8 @@ GROUP = {"code": "PF-MMR-2025-1", "nationality": "MMR", "arrival_from": "2025-01
 
 
 @pytest.fixture
-def s(app, reference):
-    with app.app_context():
-        session = app.extensions["rso_sessionmaker"]()
-        try:
-            yield session
-        finally:
-            session.rollback()
-            session.close()
+def s(reference, app_session):
+    return app_session
 
 
 @pytest.fixture

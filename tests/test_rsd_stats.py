@@ -16,14 +16,8 @@ from rso.rsd.testing import Walk, staff
 
 
 @pytest.fixture
-def s(app, reference):
-    with app.app_context():
-        session = app.extensions["rso_sessionmaker"]()
-        try:
-            yield session
-        finally:
-            session.rollback()
-            session.close()
+def s(reference, app_session):
+    return app_session
 
 
 @pytest.fixture

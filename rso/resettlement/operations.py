@@ -83,9 +83,8 @@ def _today(now: datetime | None = None) -> date:
     return (now or utcnow()).date()
 
 
-def in_scope(user, office_id: int | None) -> bool:
-    """Office staff act on their office's cases; RSO-wide staff (no office) on every office's."""
-    return user is not None and (getattr(user, "office_id", None) is None or user.office_id == office_id)
+# one scope rule for every domain: registration's (office staff: their office; RSO-wide staff: all)
+in_scope = reg.in_scope
 
 
 def _uuid(ref) -> str | None:

@@ -98,9 +98,8 @@ def _vault(vault=None):
     return get_vault()
 
 
-def in_scope(user, office_id: int | None) -> bool:
-    """Office staff reach their office only; RSO-wide staff (no office) reach every office."""
-    return user is not None and (getattr(user, "office_id", None) is None or user.office_id == office_id)
+# one scope rule for every domain: registration's (office staff: their office; RSO-wide staff: all)
+in_scope = reg.in_scope
 
 
 def _uuid(ref) -> str | None:
