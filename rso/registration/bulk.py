@@ -197,6 +197,8 @@ class BulkResult:
     person_ids: list[list[int]] = field(default_factory=list)
     persons: int = 0
     possible_duplicates: int = 0
+    #: ``(person id, candidate id, reasons, candidate's opened CONFIRM_FIELDS)`` per pending decision
+    duplicates: list[tuple[int, int, list[str], dict]] = field(default_factory=list)
     #: seconds spent per phase (prepare, insert, duplicates, audit)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -420,10 +422,10 @@ def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int |
 
 def _find_batch_duplicates(
     s: Session, ctx: BulkContext, person_ids: list[int], case_index: list[int], values: list[dict]
-) -> list[tuple[int, int, list[str]]]:
-    """``(person id, candidate id, reasons)`` for each person of the batch, as ``find_duplicates``
-    would list them (at most 10 per person, strongest first) if the batch's cases were registered
-    one after the other."""
+) -> list[tuple[int, int, list[str], dict]]:
+    """``(person id, candidate id, reasons, candidate's opened CONFIRM_FIELDS)`` for each person of
+    the batch, as ``find_duplicates`` would list them (at most 10 per person, strongest first) if
+    the batch's cases were registered one after the other."""
     run = ctx.run_vault
     probes_by_person = [ops.duplicate_probe(run, v, blind=run.blind, keys=ctx.keys) for v in values]
     probes = [
@@ -448,7 +450,7 @@ def _find_batch_duplicates(
         return []
     external = {c for cs in candidates.values() for c in cs if c not in in_batch}
     opened = _open_candidates(s, ctx.vault, list(external)) if external else {}
-    out: list[tuple[int, int, list[str]]] = []
+    out: list[tuple[int, int, list[str], dict]] = []
     for pidx in sorted(candidates):
         probe = probes_by_person[pidx]
         found = []
@@ -462,9 +464,9 @@ def _find_batch_duplicates(
                 continue
             reasons = ops.match_reasons(probe, year, theirs, keys=ctx.keys)
             if reasons:
-                found.append((cand, reasons))
+                found.append((cand, reasons, theirs))
         found.sort(key=lambda m: (min(_REASON_ORDER.index(r) for r in m[1]), -len(m[1]), m[0]))
-        out.extend((person_ids[pidx], cand, reasons) for cand, reasons in found[:10])
+        out.extend((person_ids[pidx], cand, reasons, theirs) for cand, reasons, theirs in found[:10])
     return out
 
 
@@ -478,12 +480,14 @@ def register_households_bulk(
     user,
     context: BulkContext | None = None,
     audit: dict | None = None,
+    record_audit: bool = True,
 ) -> BulkResult:
     """Register validated cases (each as :func:`~rso.registration.validation.validate_case`
     returns it) at ``office`` with set-based SQL; the rows are those ``register_case`` would
     write one case at a time (same sealing, blind indexes, case-number sequence, pending
     duplicate decisions). One ``case.create_bulk`` audit event lists the case ids, with the
-    ``audit`` dict merged into its detail (e.g. the import id and batch number).
+    ``audit`` dict merged into its detail (e.g. the import id and batch number); a caller that
+    records its own event (``register_case``: one ``case.create``) passes ``record_audit=False``.
 
     Who: ``case.import`` holders for their own office (RSO-wide staff for any). Refuses a
     household naming another office, another office than the user's, a repeated public id.
@@ -639,7 +643,7 @@ def register_households_bulk(
         insert_rows(s, _DUPS, [
             {"public_id": str(uuid.uuid4()), "person_id": p, "candidate_id": c, "reasons": ",".join(r),
              "decision": DuplicateDecisionKind.PENDING, "created_at": now}
-            for p, c, r in dups
+            for p, c, r, _values in dups
         ])
     t7 = time.perf_counter()
 
@@ -653,6 +657,17 @@ def register_households_bulk(
     result.case_numbers = [r["case_number"] for r in case_rows]
     result.persons = n_persons
     result.possible_duplicates = len(dups)
+    result.duplicates = dups
+    if record_audit:
+        _record_bulk(s, user, office, result, case_rows, audit)
+    _send_signals(s, user, result.case_ids, case_rows)
+    t8 = time.perf_counter()
+    result.timings |= {"prepare": (t1 - t0) + (t3 - t2) + (t5 - t4), "insert": (t2 - t1) + (t4 - t3) + (t6 - t5),
+                      "duplicates": t7 - t6, "audit": t8 - t7}
+    return result
+
+
+def _record_bulk(s: Session, user, office: Office, result: BulkResult, case_rows: list[dict], audit) -> None:
     priorities = {p.value: 0 for p in Priority}
     for r in case_rows:
         priorities[str(r["priority"])] += 1
@@ -666,17 +681,12 @@ def register_households_bulk(
             "office": office.code,
             "cases": result.case_ids,
             "case_numbers": [result.case_numbers[0], result.case_numbers[-1]],
-            "persons": n_persons,
-            "possible_duplicates": len(dups),
+            "persons": result.persons,
+            "possible_duplicates": result.possible_duplicates,
             "priorities": priorities,
             **(audit or {}),
         },
     )
-    _send_signals(s, user, result.case_ids, case_rows)
-    t8 = time.perf_counter()
-    result.timings |= {"prepare": (t1 - t0) + (t3 - t2) + (t5 - t4), "insert": (t2 - t1) + (t4 - t3) + (t6 - t5),
-                      "duplicates": t7 - t6, "audit": t8 - t7}
-    return result
 
 
 def _send_signals(s: Session, user, case_ids: list[int], case_rows: list[dict]) -> None:
