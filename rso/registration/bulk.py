@@ -262,7 +262,7 @@ def _new_data_keys(s: Session, vault, count: int) -> list[tuple[int, bytes]]:
 
 def _reserve_case_numbers(s: Session, office: Office, year: int, count: int) -> int:
     """Take ``count`` consecutive sequence numbers of ``office`` in ``year`` (the counter row is
-    locked until commit, as in ``operations.next_case_number``); returns the first."""
+    locked until commit, so concurrent registrations never share a number); returns the first."""
     table = CaseNumberCounter.__table__
     if s.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as upsert
@@ -279,7 +279,7 @@ def _reserve_case_numbers(s: Session, office: Office, year: int, count: int) -> 
 
 
 def _resolve_incidents(s: Session, ctx: BulkContext, office: Office, households: Sequence[dict]) -> list[int | None]:
-    """The incident id of each household, as ``operations._incident_for`` decides it: a known
+    """The incident id of each household, as a registration decides it: a known
     public id, or the office's incident with the same vessel name and date, or a new one."""
     out: list[int | None] = [None] * len(households)
     by_public: dict[str, list[int]] = {}

@@ -22,8 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from rso.audit.operations import record
 from rso.db import check_version, utcnow
@@ -37,7 +37,6 @@ from rso.registration.models import (
     SEALED_PERSON_FIELDS,
     ArrivalMode,
     Case,
-    CaseNumberCounter,
     CaseStatus,
     Correction,
     DuplicateDecision,
@@ -55,7 +54,7 @@ from rso.vault.blind import DOCUMENT, NAME_DOB, PHONE, PHONETIC_NAME, confirm_na
 from rso.vault.errors import DataErased
 from rso.vault.models import BlindIndexEntry
 from rso.vault.normalise import normalise_country, normalise_date, normalise_document_number, normalise_phone
-from rso.vault.operations import create_data_key, data_key_for, set_blind_indexes
+from rso.vault.operations import data_key_for, set_blind_indexes
 from rso.vault.phonetic import phonetic_keys
 
 PERSONS = "persons"
@@ -304,29 +303,6 @@ def audit_read(s: Session, user, persons, *, endpoint: str, case: Case | None = 
         )
 
 
-# =========================================================================== case numbers
-def next_case_number(s: Session, office: Office, year: int) -> tuple[int, str]:
-    """Take the next sequence number of ``office`` in ``year``: ``IDN-JKT-2026-000123``.
-
-    The counter row is updated in place (``UPDATE ... RETURNING``), which locks it until
-    commit, so concurrent registrations never get the same number.
-    """
-    table = CaseNumberCounter.__table__
-    dialect = s.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    s.execute(insert(table).values(office_id=office.id, year=year, last=0).on_conflict_do_nothing())
-    seq = s.execute(
-        update(table)
-        .where(table.c.office_id == office.id, table.c.year == year)
-        .values(last=table.c.last + 1)
-        .returning(table.c.last)
-    ).scalar_one()
-    return seq, f"{office.code}-{year:04d}-{seq:06d}"
-
-
 # =========================================================================== duplicates
 @dataclass
 class Match:
@@ -357,11 +333,16 @@ def _owner_is_person():
     return func.coalesce(BlindIndexEntry.owner_type, "") == OWNER
 
 
-def _candidates(s: Session, kind: str, digests: list[str], *, at_least: int = 1, cap: int = 500) -> list[int]:
-    """Person ids holding ``at_least`` of ``digests`` under ``kind`` (index seek on kind, digest)."""
+def _candidates(
+    s: Session, kind: str, digests: list[str], *, at_least: int = 1, cap: int = 500, where=()
+) -> list[int]:
+    """Person ids holding ``at_least`` of ``digests`` under ``kind`` (index seek on kind, digest),
+    meeting the conditions on plain ``Person`` columns in ``where`` (see :func:`phonetic_peer`)."""
     stmt = select(BlindIndexEntry.owner_id).where(
         BlindIndexEntry.kind == kind, BlindIndexEntry.digest.in_(sorted(set(digests))), _owner_is_person()
     )
+    if where:
+        stmt = stmt.join(Person, Person.id == BlindIndexEntry.owner_id).where(*where)
     stmt = stmt.group_by(BlindIndexEntry.owner_id)
     if at_least > 1:
         stmt = stmt.having(func.count(func.distinct(BlindIndexEntry.digest)) >= at_least)
@@ -386,6 +367,34 @@ class DuplicateProbe:
     need: int
     docs: set[tuple[str, str]]
     phone: str | None
+    #: the person's sex code (F, M, X): a match on the phonetic name alone needs a compatible one
+    sex: str | None = None
+
+    @property
+    def phonetic_years(self) -> list[int]:
+        """Birth years a phonetic-name match may have (one either side when estimated)."""
+        if not self.year:
+            return []
+        return [self.year - 1, self.year, self.year + 1] if self.estimated else [self.year]
+
+
+def sexes_compatible(a, b) -> bool:
+    """May two persons of sex ``a`` and ``b`` be one person matched on the phonetic name alone?
+    The same sex, or either undisclosed (X) or unknown. Stronger reasons (same document, phone,
+    name + date of birth) ignore sex: a record's sex may have been entered wrongly."""
+    if not a or not b:
+        return True
+    a, b = str(a), str(b)
+    return a == b or Sex.OTHER.value in (a, b)
+
+
+def phonetic_peer(probe: DuplicateProbe) -> list:
+    """Conditions on plain ``Person`` columns every phonetic-name candidate of ``probe`` meets
+    (a compatible sex, a birth year in range): applied in SQL, before anything is decrypted."""
+    where = [Person.birth_year.in_(probe.phonetic_years)]
+    if probe.sex and probe.sex != Sex.OTHER.value:
+        where.append(Person.sex.in_([Sex(probe.sex), Sex.OTHER]))
+    return where
 
 
 #: the fields a candidate is opened for, to confirm an index hit
@@ -429,14 +438,21 @@ def duplicate_probe(vault, values: dict, *, blind=None, keys=phonetic_keys) -> D
             (normalise_country(d.get("issuing_country")), normalise_document_number(d["number"])) for d in docs
         },
         phone=normalise_phone(values["phone"]) if values.get("phone") else None,
+        sex=str(values["sex"]) if values.get("sex") else None,
     )
 
 
 def match_reasons(
-    probe: DuplicateProbe, candidate_birth_year: int | None, theirs: dict, *, keys=phonetic_keys
+    probe: DuplicateProbe,
+    candidate_birth_year: int | None,
+    theirs: dict,
+    *,
+    keys=phonetic_keys,
+    candidate_sex: str | None = None,
 ) -> list[str]:
     """Why a candidate (its opened ``CONFIRM_FIELDS`` in ``theirs``) is a possible duplicate of
-    the probed person; empty when the index hit was only a truncated-bucket collision."""
+    the probed person; empty when the index hit was only a truncated-bucket collision, or when
+    only the phonetic name matched and the sexes differ (:func:`sexes_compatible`)."""
     reasons = []
     their_docs = {
         (normalise_country(d.get("issuing_country")), normalise_document_number(d["number"]))
@@ -461,7 +477,9 @@ def match_reasons(
             their_tokens = set()
             for n in their_names:
                 their_tokens.update(keys(n).tokens)
-            if len(probe.tokens & their_tokens) >= probe.need:
+            if len(probe.tokens & their_tokens) >= probe.need and (
+                reasons or sexes_compatible(probe.sex, candidate_sex)
+            ):
                 reasons.append("phonetic_name" if gap == 0 else "phonetic_name_near")
     return reasons
 
@@ -489,7 +507,8 @@ def find_duplicates(
     probe = duplicate_probe(vault, values)
     ids: set[int] = set()
     for kind, digests, at_least in probe.lookups:
-        ids.update(_candidates(s, kind, digests, at_least=at_least))
+        where = phonetic_peer(probe) if kind == PHONETIC_NAME else ()
+        ids.update(_candidates(s, kind, digests, at_least=at_least, where=where))
     if not ids:
         return []
     stmt = select(Person).where(Person.id.in_(sorted(ids)))
@@ -502,7 +521,7 @@ def find_duplicates(
         except DataErased:
             continue
         theirs = _open_fields(bk, cand, CONFIRM_FIELDS)
-        reasons = match_reasons(probe, cand.birth_year, theirs)
+        reasons = match_reasons(probe, cand.birth_year, theirs, candidate_sex=cand.sex)
         if reasons:
             matches.append(Match(cand, reasons, theirs))
     matches.sort(key=match_order)
@@ -574,39 +593,6 @@ def _office_for(s: Session, user, code: str | None) -> Office:
     return office
 
 
-def _incident_for(s: Session, office: Office, arrival: dict) -> SeaIncident | None:
-    if arrival.get("incident_id"):
-        inc = s.scalar(select(SeaIncident).where(SeaIncident.public_id == arrival["incident_id"]))
-        if inc is None:
-            raise ValidationFailed({"arrival.incident_id": "No such sea-movement incident."})
-        return inc
-    data = arrival.get("incident")
-    if not data:
-        return None
-    inc_date = data.get("date") or arrival.get("date")
-    # the same boat registered case by case: reuse the incident already recorded
-    existing = s.scalar(
-        select(SeaIncident).where(
-            func.lower(SeaIncident.vessel_name) == data["vessel_name"].lower(),
-            SeaIncident.date == inc_date,
-            SeaIncident.office_id == office.id,
-        )
-    )
-    if existing is not None:
-        return existing
-    inc = SeaIncident(
-        office_id=office.id,
-        vessel_name=data["vessel_name"],
-        departure_point=data.get("departure_point") or "",
-        disembarkation_point=data.get("disembarkation_point") or "",
-        date=inc_date,
-        number_aboard=data.get("number_aboard"),
-    )
-    s.add(inc)
-    s.flush()
-    return inc
-
-
 def _ensure_new_public_ids(s: Session, data: dict) -> None:
     if data.get("public_id") and s.scalar(select(Case.id).where(Case.public_id == data["public_id"])):
         raise Conflict(
@@ -642,28 +628,6 @@ def stored_values(member: dict) -> dict:
     return values
 
 
-def _new_person(s: Session, vault, case: Case, member: dict, arrival: dict) -> Person:
-    dk_row = create_data_key(s, vault)
-    bk = vault.bound(data_key_for(s, vault, dk_row))
-    need_codes = member.get("specific_needs") or []
-    person = Person(
-        public_id=member.get("public_id") or str(uuid.uuid4()),
-        case_id=case.id,
-        office_id=case.office_id,
-        data_key_id=dk_row.id,
-        **person_columns(member, arrival),
-    )
-    values = stored_values(member)
-    _seal_fields(bk, person, values)
-    person.needs = [PersonNeed(code=c) for c in need_codes]
-    s.add(person)
-    s.flush()
-    set_blind_indexes(s, OWNER, person.id, dk_row.id, _index_entries(vault, values))
-    if member.get("photo"):
-        _store_photo(s, bk, person, member["photo"])
-    return person
-
-
 def _store_photo(s: Session, bk, person: Person, photo: dict) -> None:
     row = s.get(PersonPhoto, person.id)
     sealed = bk.seal(photo["data"], table=PHOTOS, column="image", row=person.public_id)
@@ -686,54 +650,34 @@ def register_case(
     index → {candidate public id: "same_person" | "new_person"}) settles them now (the page
     flow, where the caseworker saw them before saving). Audited (``case.create``).
     """
+    # the one write path for cases: a single registration is a batch of one (imported here, as
+    # the bulk module builds on this one's sealing and duplicate helpers)
+    from rso.registration.bulk import BulkContext, register_households_bulk
+
     vault = _vault(vault)
     data = rules.validate_case(payload)
     office = _office_for(s, user, data.get("office"))
-    _ensure_new_public_ids(s, data)
-    arrival = data["arrival"]
-    incident = _incident_for(s, office, arrival)
-    year = utcnow().year
-    seq, number = next_case_number(s, office, year)
-    case_key = create_data_key(s, vault)
-    case = Case(
-        public_id=data.get("public_id") or str(uuid.uuid4()),
-        case_number=number,
-        office_id=office.id,
-        year=year,
-        seq=seq,
-        status=CaseStatus.REGISTERED,
-        arrival_date=arrival["date"],
-        arrival_mode=ArrivalMode(arrival["mode"]),
-        incident_id=incident.id if incident else None,
-        minor_principal_confirmed=bool(data.get("minor_principal_confirmed")),
-        data_key_id=case_key.id,
-        created_by_id=getattr(user, "id", None),
-    )
-    case.arrival_location_sealed = vault.seal(
-        data_key_for(s, vault, case_key),
-        arrival.get("location"),
-        table=CASES,
-        column="arrival_location",
-        row=case.public_id,
-    )
-    s.add(case)
-    s.flush()
-    persons = [_new_person(s, vault, case, m, arrival) for m in data["members"]]
-    s.refresh(case, ["members"])
-    _refresh_priority(s, case)
-    matches: dict[int, list[Match]] = {}
+    done = register_households_bulk(s, vault, [data], office=office, user=user, context=BulkContext(vault),
+                                    record_audit=False)
+    case = s.scalars(
+        select(Case).where(Case.id == done.case_ids[0]).options(selectinload(Case.office), selectinload(Case.incident))
+    ).one()
+    by_id = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(done.person_ids[0])))}
+    persons = [by_id[i] for i in done.person_ids[0]]
     duplicates: list[DuplicateDecision] = []
-    for i, (person, member) in enumerate(zip(persons, data["members"], strict=True)):
-        found = find_duplicates(s, member, exclude_case_id=case.id, vault=vault)
-        if found:
-            matches[i] = found
-        for m in found:
-            dd = DuplicateDecision(
-                person_id=person.id, candidate_id=m.candidate.id, reasons=",".join(m.reasons)
-            )
-            s.add(dd)
-            duplicates.append(dd)
-    s.flush()
+    matches: dict[int, list[Match]] = {}
+    if done.duplicates:
+        candidates = {p.id: p for p in s.scalars(
+            select(Person).where(Person.id.in_({c for _p, c, _r, _v in done.duplicates}))
+            .options(selectinload(Person.case).selectinload(Case.office))
+        )}
+        found = {(d.person_id, d.candidate_id): d for d in s.scalars(
+            select(DuplicateDecision).where(DuplicateDecision.person_id.in_(done.person_ids[0]))
+        )}
+        index_of = {pid: i for i, pid in enumerate(done.person_ids[0])}
+        for pid, cid, reasons, values in done.duplicates:
+            duplicates.append(found[(pid, cid)])
+            matches.setdefault(index_of[pid], []).append(Match(candidates[cid], reasons, values))
     record(
         s,
         "case.create",
@@ -753,7 +697,6 @@ def register_case(
         for dd in duplicates:
             if dd.person_id == persons[int(i)].id and dd.candidate.public_id in choice:
                 decide_duplicate(s, user, dd.public_id, choice[dd.candidate.public_id])
-    signals.case_registered.send(case, session=s, user=user)
     return Registration(case, persons, duplicates, matches, data)
 
 

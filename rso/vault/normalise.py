@@ -84,6 +84,8 @@ def normalise_name(value: str | None, *, field: str = "name") -> str:
 
 def ascii_digits(value: str) -> str:
     """Map every Unicode decimal digit (Arabic-Indic, Persian, Burmese, Tamil...) to 0-9."""
+    if value.isascii():  # the usual case: ASCII has no other digits than 0-9
+        return value
     out = []
     for ch in value:
         if ch.isdigit():
