@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask import current_app, g
-from sqlalchemy import DateTime, MetaData, String, create_engine, event, func, select
+from sqlalchemy import DateTime, LargeBinary, MetaData, String, create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -169,6 +169,37 @@ def new_ids(s: Session, table, count: int) -> list[int]:
     raise NotImplementedError(f"bulk inserts do not support {dialect}")
 
 
+def _memo_processor(coltype, dialect):
+    """The column type's bind processor for ``dialect``, remembering its result per distinct
+    value for one ``insert_rows`` call: a batch repeats the same timestamp, enum members and
+    dates in every row. Binary columns go to the driver as they are (``bytes`` is what both
+    sqlite3 and psycopg take; SQLAlchemy's processor only wraps them)."""
+    impl = coltype.dialect_impl(dialect)
+    if isinstance(impl, LargeBinary):
+        return _bytes_as_is
+    proc = impl.bind_processor(dialect)
+    if proc is None:
+        return None
+    memo: dict = {}
+
+    def process(value):
+        try:
+            return memo[value]
+        except KeyError:
+            out = memo[value] = proc(value)
+            return out
+        except TypeError:  # unhashable (a JSON document): convert each time
+            return proc(value)
+
+    return process
+
+
+def _bytes_as_is(value):
+    if value is None or type(value) is bytes:
+        return value
+    return bytes(value)
+
+
 def insert_rows(s: Session, table, rows: list[dict]) -> None:
     """``INSERT`` rows (dicts with the same keys; table and column names are the model's) through
     the driver's ``executemany`` (PostgreSQL: ``COPY``), each value converted by its column type's
@@ -179,7 +210,7 @@ def insert_rows(s: Session, table, rows: list[dict]) -> None:
     conn = s.connection()
     dialect = conn.dialect
     columns = list(rows[0])
-    procs = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    procs = [_memo_processor(table.c[name].type, dialect) for name in columns]
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in columns)
     pairs = list(zip(columns, procs, strict=True))

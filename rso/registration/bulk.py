@@ -60,8 +60,9 @@ from rso.registration.models import (
     Priority,
     SeaIncident,
 )
-from rso.vault.blind import _SEP, PHONETIC_NAME, BlindIndexer, _year
+from rso.vault.blind import _SEP, NAME_DOB, PHONETIC_NAME, BlindIndexer, _year
 from rso.vault.models import BlindIndexEntry, DataKey
+from rso.vault.normalise import normalise_date, normalise_name
 from rso.vault.phonetic import phonetic_keys
 
 _CASES = Case.__table__
@@ -107,6 +108,9 @@ class _MemoIndexer(BlindIndexer):
         self._codes: dict[str, tuple[str, ...]] = {}
         self._phonetic: dict[str, str] = {}
         self._years: dict[object, str] = {}
+        self._names: dict[tuple, list[str]] = {}
+        self._tokens: dict[str, str] = {}
+        self._dates: dict[object, str] = {}
         self._batch: dict[tuple, str] = {}
 
     def new_batch(self) -> None:
@@ -115,6 +119,12 @@ class _MemoIndexer(BlindIndexer):
             self._phonetic.clear()
         if len(self._codes) > 200_000:
             self._codes.clear()
+        if len(self._names) > 500_000:
+            self._names.clear()
+        if len(self._tokens) > 200_000:
+            self._tokens.clear()
+        if len(self._dates) > 200_000:
+            self._dates.clear()
 
     def digest(self, kind: str, normalised: str) -> str:
         if kind != PHONETIC_NAME:
@@ -125,20 +135,32 @@ class _MemoIndexer(BlindIndexer):
         return d
 
     def phonetic_name(self, name, birth_year) -> list[str]:
-        # BlindIndexer.phonetic_name with the name's codes and the year's text memoised
+        # BlindIndexer.phonetic_name with the name's codes, the year's text and the result memoised
+        key = (name, birth_year)
+        found = self._names.get(key)
+        if found is not None:
+            return list(found)
         codes = self._codes.get(name)
         if codes is None:
             codes = self._codes[name] = tuple(self._keys(name).all())
         year = self._years.get(birth_year)
         if year is None:
             year = self._years[birth_year] = _year(birth_year)
-        return sorted({self.digest(PHONETIC_NAME, code + _SEP + year) for code in codes})
+        found = self._names[key] = sorted({self.digest(PHONETIC_NAME, code + _SEP + year) for code in codes})
+        return list(found)
 
     def name_dob(self, name, dob) -> str:
+        # BlindIndexer.name_dob with the folded name tokens and the normalised date memoised
         key = ("n", name, dob)
         d = self._batch.get(key)
         if d is None:
-            d = self._batch[key] = super().name_dob(name, dob)
+            tokens = self._tokens.get(name)
+            if tokens is None:
+                tokens = self._tokens[name] = " ".join(sorted(normalise_name(name).split()))
+            day = self._dates.get(dob)
+            if day is None:
+                day = self._dates[dob] = normalise_date(dob)
+            d = self._batch[key] = super().digest(NAME_DOB, tokens + _SEP + day)
         return d
 
     def document(self, number, issuing_country=None) -> str:
@@ -402,12 +424,29 @@ def _confirm_values(values: dict) -> dict:
     return {name: ops._decode(name, ops._encode(name, values.get(name))) for name in ops.CONFIRM_FIELDS}
 
 
-def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int | None, dict]]:
-    """``{person id: (birth_year, opened CONFIRM_FIELDS)}`` of existing persons (erased ones left out)."""
-    cols = [_PERSONS.c.id, _PERSONS.c.public_id, _PERSONS.c.birth_year, _DK.c.wrapped] + [
+def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int | None]]:
+    """``{person id: (sex code, birth year)}``: what a phonetic candidate is filtered on before
+    anything is decrypted (as ``operations.phonetic_peer`` does in SQL)."""
+    out: dict[int, tuple[str, int | None]] = {}
+    conn = s.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for chunk in _chunks(sorted(ids), _MAX_PARAMS):
+        sql = f"SELECT id, sex, birth_year FROM persons WHERE id IN ({', '.join([mark] * len(chunk))})"  # noqa: S608
+        result = conn.exec_driver_sql(sql, tuple(chunk))
+        try:
+            for pid, sex, year in result.cursor.fetchall():
+                out[pid] = (sex, year)
+        finally:
+            result.close()
+    return out
+
+
+def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int | None, str, dict]]:
+    """``{person id: (birth_year, sex, opened CONFIRM_FIELDS)}`` of existing persons (erased ones left out)."""
+    cols = [_PERSONS.c.id, _PERSONS.c.public_id, _PERSONS.c.birth_year, _PERSONS.c.sex, _DK.c.wrapped] + [
         _PERSONS.c[f"{name}_sealed"] for name in ops.CONFIRM_FIELDS
     ]
-    out: dict[int, tuple[int | None, dict]] = {}
+    out: dict[int, tuple[int | None, str, dict]] = {}
     for chunk in _chunks(sorted(ids), 1000):
         rows = s.execute(
             select(*cols).join(_DK, _DK.c.id == _PERSONS.c.data_key_id).where(_PERSONS.c.id.in_(chunk))
@@ -416,16 +455,23 @@ def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int |
             if row.wrapped is None:
                 continue  # crypto-shredded: no longer anyone's duplicate
             bk = vault.bound(vault.unwrap(row.wrapped))
-            out[row.id] = (row.birth_year, ops._open_fields(bk, row, ops.CONFIRM_FIELDS))
+            out[row.id] = (row.birth_year, str(row.sex), ops._open_fields(bk, row, ops.CONFIRM_FIELDS))
     return out
 
 
 def _find_batch_duplicates(
-    s: Session, ctx: BulkContext, person_ids: list[int], case_index: list[int], values: list[dict]
+    s: Session,
+    ctx: BulkContext,
+    person_ids: list[int],
+    case_index: list[int],
+    values: list[dict],
+    timings: dict[str, float] | None = None,
 ) -> list[tuple[int, int, list[str], dict]]:
     """``(person id, candidate id, reasons, candidate's opened CONFIRM_FIELDS)`` for each person of
     the batch, as ``find_duplicates`` would list them (at most 10 per person, strongest first) if
     the batch's cases were registered one after the other."""
+    timings = timings if timings is not None else {}
+    t0 = time.perf_counter()
     run = ctx.run_vault
     probes_by_person = [ops.duplicate_probe(run, v, blind=run.blind, keys=ctx.keys) for v in values]
     probes = [
@@ -434,22 +480,40 @@ def _find_batch_duplicates(
         for kind, digests, at_least in probe.lookups
         if digests
     ]
+    t1 = time.perf_counter()
     hits = _probe_rows(s, probes)
+    t2 = time.perf_counter()
     in_batch = {pid: i for i, pid in enumerate(person_ids)}
+    # phonetic candidates must have a compatible sex and birth year (operations.phonetic_peer):
+    # plain columns, so they are filtered before any data key is unwrapped
+    plain = _plain_columns(s, {o for _p, kind, o in hits if kind == PHONETIC_NAME and o not in in_batch})
+    years = [set(p.phonetic_years) for p in probes_by_person]
     per_kind: dict[tuple[int, str], list[int]] = {}
     for pidx, kind, owner in hits:
         j = in_batch.get(owner)
         # only persons registered before this one's case (never its own case, never a later one)
         if j is not None and case_index[j] >= case_index[pidx]:
             continue
+        if kind == PHONETIC_NAME:
+            if j is not None:
+                sex, year = values[j].get("sex"), rules.birth_year(values[j].get("date_of_birth"))
+            else:
+                sex, year = plain.get(owner, (None, None))
+            if year not in years[pidx] or not ops.sexes_compatible(probes_by_person[pidx].sex, sex):
+                continue
         per_kind.setdefault((pidx, kind), []).append(owner)
     candidates: dict[int, set[int]] = {}
     for (pidx, _kind), owners in per_kind.items():
         candidates.setdefault(pidx, set()).update(sorted(owners)[:_CAP])
+    t3 = time.perf_counter()
+    timings["dup_probe"] = timings.get("dup_probe", 0.0) + (t1 - t0)
+    timings["dup_lookup"] = timings.get("dup_lookup", 0.0) + (t2 - t1)
+    timings["dup_filter"] = timings.get("dup_filter", 0.0) + (t3 - t2)
     if not candidates:
         return []
     external = {c for cs in candidates.values() for c in cs if c not in in_batch}
     opened = _open_candidates(s, ctx.vault, list(external)) if external else {}
+    t4 = time.perf_counter()
     out: list[tuple[int, int, list[str], dict]] = []
     for pidx in sorted(candidates):
         probe = probes_by_person[pidx]
@@ -457,16 +521,20 @@ def _find_batch_duplicates(
         for cand in sorted(candidates[pidx]):
             j = in_batch.get(cand)
             if j is not None:
-                year, theirs = rules.birth_year(values[j].get("date_of_birth")), _confirm_values(values[j])
+                year, sex = rules.birth_year(values[j].get("date_of_birth")), values[j].get("sex")
+                theirs = _confirm_values(values[j])
             elif cand in opened:
-                year, theirs = opened[cand]
+                year, sex, theirs = opened[cand]
             else:
                 continue
-            reasons = ops.match_reasons(probe, year, theirs, keys=ctx.keys)
+            reasons = ops.match_reasons(probe, year, theirs, keys=ctx.keys, candidate_sex=sex)
             if reasons:
                 found.append((cand, reasons, theirs))
         found.sort(key=lambda m: (min(_REASON_ORDER.index(r) for r in m[1]), -len(m[1]), m[0]))
         out.extend((person_ids[pidx], cand, reasons, theirs) for cand, reasons, theirs in found[:10])
+    t5 = time.perf_counter()
+    timings["dup_open"] = timings.get("dup_open", 0.0) + (t4 - t3)
+    timings["dup_confirm"] = timings.get("dup_confirm", 0.0) + (t5 - t4)
     return out
 
 
@@ -638,7 +706,7 @@ def register_households_bulk(
     t6 = time.perf_counter()
 
     # ---- duplicates
-    dups = _find_batch_duplicates(s, ctx, list(person_ids), case_index, values_list)
+    dups = _find_batch_duplicates(s, ctx, list(person_ids), case_index, values_list, result.timings)
     if dups:
         insert_rows(s, _DUPS, [
             {"public_id": str(uuid.uuid4()), "person_id": p, "candidate_id": c, "reasons": ",".join(r),
