@@ -257,3 +257,51 @@ def test_bulk_register_synthetic_counts_what_it_registered(app, reference):
     assert result["persons"] == persons == 250 - result["skipped"]
     assert result["cases"] == cases and result["possible_duplicates"] == dups
     assert result["persons_per_second"] > 0 and set(result["timings"]) >= {"prepare", "insert", "duplicates"}
+
+
+def test_phonetic_only_match_needs_a_compatible_sex_in_bulk_and_one_by_one(app, cw):
+    """A phonetic-name match alone is offered only for the same sex (or an undisclosed one);
+    the same document, phone, or name and date of birth are offered whatever the sexes."""
+    vault = vault_for(app)
+    passport = [{"type": "passport", "number": "AF1234567", "issuing_country": "AFG"}]
+    existing = member(given_name="Mohammed", family_name="Rahman", date_of_birth="1990-04-02", sex="M",
+                      documents=passport)
+    newcomers = {
+        "same_sex": member(given_name="Muhammad", family_name="Rahman", date_of_birth="1990-11-30", sex="M"),
+        "other_sex": member(given_name="Muhammad", family_name="Rahman", date_of_birth="1990-11-30", sex="F"),
+        "undisclosed": member(given_name="Muhammad", family_name="Rahman", date_of_birth="1990-11-30", sex="X"),
+        "other_sex_same_document": member(given_name="Muhammad", family_name="Rahman", date_of_birth="1990-11-30",
+                                          sex="F", documents=passport),
+        "other_sex_same_name_dob": member(given_name="Mohammed", family_name="Rahman", date_of_birth="1990-04-02",
+                                          sex="F"),
+    }
+    expected = {
+        "same_sex": ["phonetic_name"],
+        "other_sex": None,
+        "undisclosed": ["phonetic_name"],
+        "other_sex_same_document": ["same_document", "phonetic_name"],
+        "other_sex_same_name_dob": ["same_name_dob", "phonetic_name"],
+    }
+    with app.app_context(), session_scope(app) as s:
+        first = ops.register_case(s, cw, case_payload([existing]), vault=vault)
+        s.flush()
+        them = first.persons[0].id
+        one_by_one = {}
+        for key, m in newcomers.items():
+            found = ops.find_duplicates(s, rules.validate_case(case_payload([m]))["members"][0], vault=vault)
+            one_by_one[key] = next((f.reasons for f in found if f.candidate.id == them), None)
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        # one household each, so none is the other's candidate within the batch
+        res = register_households_bulk(s, vault, [rules.validate_case(case_payload([m])) for m in newcomers.values()],
+                                       office=office, user=cw)
+        bulk = {key: next((r for p, c, r, _v in res.duplicates if p == pids[0] and c == them), None)
+                for key, pids in zip(newcomers, res.person_ids, strict=True)}
+    assert one_by_one == expected
+    assert bulk == expected
+
+
+def test_sexes_compatible():
+    assert ops.sexes_compatible("M", "M") and ops.sexes_compatible("F", "F")
+    assert not ops.sexes_compatible("M", "F") and not ops.sexes_compatible("F", "M")
+    assert ops.sexes_compatible("X", "F") and ops.sexes_compatible("M", "X")
+    assert ops.sexes_compatible(None, "F")
