@@ -206,17 +206,25 @@ def _ensure_keyring(app) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
-@click.option("--threads", default=8, show_default=True)
-def serve(host, port, threads) -> None:
-    """Serve the app with waitress (production WSGI server)."""
-    _serve(_app(), host, port, threads)
+@click.option("--workers", type=int, default=None,
+              help="Worker processes (gunicorn); 1 serves with waitress in this process. Default: one per core.")
+@click.option("--threads", default=4, show_default=True, help="Threads per worker.")
+def serve(host, port, workers, threads) -> None:
+    """Serve the app (production WSGI server: gunicorn workers, or waitress with --workers 1)."""
+    from rso.server import default_workers
+    from rso.server import serve as run_server
+
+    workers = workers or default_workers()
+    console.print(f"RSO Case listening on http://{host}:{port}/  ({workers} worker(s) x {threads} threads; "
+                  "Ctrl+C to stop)")
+    run_server(_app, host=host, port=port, workers=workers, threads=threads)
 
 
 def _serve(app, host: str, port: int, threads: int) -> None:
-    from waitress import serve as waitress_serve
+    from rso.server import serve as run_server
 
     console.print(f"RSO Case listening on http://{host}:{port}/  (Ctrl+C to stop)")
-    waitress_serve(app, host=host, port=port, threads=threads, ident="rso")
+    run_server(lambda: app, host=host, port=port, workers=1, threads=threads)
 
 
 @main.command()

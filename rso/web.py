@@ -78,6 +78,9 @@ def _load_user_and_check_access():
         raise PermissionDenied("Your role does not allow this.", permission=permission)
     if g.auth_via == "session" and is_api_request() and request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()  # cookie-authenticated API writes need the CSRF header like any form
+    # end the sign-in check's transaction: on SQLite every transaction holds the write lock, and
+    # the view's own (validating the input first) should be the only one held while it works
+    s.commit()
     return None
 
 

@@ -132,6 +132,24 @@ def test_expired_api_token_is_refused(app, make_user, api):
     assert resp.status_code == 401 and "expired" in resp.get_json()["error"]
 
 
+def test_token_last_use_is_recorded_to_the_minute_not_on_every_request(app, make_user, api):
+    client = api(make_user("caseworker"))
+
+    def last_used():
+        with session_scope(app) as s:
+            return s.scalar(select(ApiToken.last_used_at))
+
+    assert client.get("/api/v1/me").status_code == 200
+    first = last_used()
+    assert first is not None
+    assert client.get("/api/v1/me").status_code == 200
+    assert last_used() == first  # seconds later: no write
+    with session_scope(app) as s:
+        s.scalar(select(ApiToken)).last_used_at = first - timedelta(minutes=2)
+    assert client.get("/api/v1/me").status_code == 200
+    assert last_used() > first - timedelta(minutes=2)
+
+
 def test_api_token_request_with_bad_body_names_the_field(app, reference):
     client = app.test_client()
     resp = client.post("/api/v1/auth/token", json={"username": "x"})

@@ -1,4 +1,4 @@
-"""The API baseline: a bare WSGI app served by the same production server (waitress)."""
+"""The API baseline: a bare WSGI app served by the same production server set-up as `rso serve`."""
 from __future__ import annotations
 
 import sys
@@ -14,7 +14,7 @@ def app(environ, start_response):
 
 
 if __name__ == "__main__":
-    from waitress import serve
+    from rso.server import default_workers, serve
 
-    serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]) if len(sys.argv) > 2 else 8,
-          ident="rso-hello")
+    serve(lambda: app, host="127.0.0.1", port=int(sys.argv[1]), workers=default_workers(),
+          threads=int(sys.argv[2]) if len(sys.argv) > 2 else 4)

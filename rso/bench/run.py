@@ -188,9 +188,10 @@ def measure_api(app, cfg: dict, report: Report, samples: list[dict], requests: i
            "RSO_SECRET_KEY": cfg["SECRET_KEY"], "RSO_INSTANCE_PATH": cfg["INSTANCE_PATH"]}
     port, hello_port = _free_port(), _free_port()
     rso_bin = [sys.executable, "-c", "from rso.cli import main; main()"]
-    server = subprocess.Popen([*rso_bin, "serve", "--port", str(port), "--threads", "8"], env=env,  # noqa: S603
+    # the production set-up: one worker process per core (gunicorn), four threads each
+    server = subprocess.Popen([*rso_bin, "serve", "--port", str(port), "--threads", "4"], env=env,  # noqa: S603
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    hello = subprocess.Popen([sys.executable, "-m", "rso.bench.hello", str(hello_port), "8"],  # noqa: S603
+    hello = subprocess.Popen([sys.executable, "-m", "rso.bench.hello", str(hello_port), "4"],  # noqa: S603
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)

@@ -22,6 +22,9 @@ from rso.registration.schemas import (
     SearchPageSchema,
 )
 
+#: one instance: building a schema deep-copies its fields; dumping keeps no state on it
+_CASE_OUT = CaseOutSchema()
+
 SEARCH_QUERY = {
     "name": "any spelling of one or more name words (phonetic)",
     "birth_year": "year of birth (narrows a name search)",
@@ -82,7 +85,7 @@ def cases_create():
     reg = ops.register_case(s, g.user, _json_body())
     body = ops.registration_dict(s, g.user, reg, endpoint=request.endpoint)
     s.commit()
-    return dump(CaseOutSchema(), body, 201)
+    return dump(_CASE_OUT, body, 201)
 
 
 
@@ -105,7 +108,7 @@ def case_get(case_id: str):
     s = db.session()
     body = ops.read_case(s, g.user, case_id, endpoint=request.endpoint)
     s.commit()
-    return dump(CaseOutSchema(), body)
+    return dump(_CASE_OUT, body)
 
 
 @bp.route("/cases/<case_id>", methods=["PATCH"])
@@ -117,7 +120,7 @@ def case_patch(case_id: str):
     case = ops.correct_case(s, g.user, case_id, _json_body())
     body = ops.read_case(s, g.user, case.public_id, endpoint=request.endpoint)
     s.commit()
-    return dump(CaseOutSchema(), body)
+    return dump(_CASE_OUT, body)
 
 
 @bp.route("/duplicates/<decision_id>", methods=["POST"])

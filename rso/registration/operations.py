@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from rso.audit.operations import record
 from rso.db import check_version, utcnow
@@ -659,9 +659,7 @@ def register_case(
     office = _office_for(s, user, data.get("office"))
     done = register_households_bulk(s, vault, [data], office=office, user=user, context=BulkContext(vault),
                                     record_audit=False)
-    case = s.scalars(
-        select(Case).where(Case.id == done.case_ids[0]).options(selectinload(Case.office), selectinload(Case.incident))
-    ).one()
+    case = s.scalars(select(Case).where(Case.id == done.case_ids[0]).options(joinedload(Case.incident))).one()
     by_id = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(done.person_ids[0])))}
     persons = [by_id[i] for i in done.person_ids[0]]
     duplicates: list[DuplicateDecision] = []
@@ -669,7 +667,7 @@ def register_case(
     if done.duplicates:
         candidates = {p.id: p for p in s.scalars(
             select(Person).where(Person.id.in_({c for _p, c, _r, _v in done.duplicates}))
-            .options(selectinload(Person.case).selectinload(Case.office))
+            .options(joinedload(Person.case), lazyload(Person.needs))  # shown with its case, not its needs
         )}
         found = {(d.person_id, d.candidate_id): d for d in s.scalars(
             select(DuplicateDecision).where(DuplicateDecision.person_id.in_(done.person_ids[0]))

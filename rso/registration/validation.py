@@ -14,6 +14,7 @@ import base64
 import binascii
 import io
 from datetime import UTC, date, datetime
+from functools import cache
 
 from marshmallow import ValidationError
 
@@ -231,15 +232,22 @@ def flatten(messages, prefix: str = "") -> dict:
     return flatten_errors(messages, prefix)
 
 
+@cache
+def _schema(name: str):
+    """One instance per schema class: building one deep-copies every field (a millisecond a
+    request), and loading keeps no state on the instance, so threads may share it."""
+    from rso.registration import schemas
+
+    return getattr(schemas, name)()
+
+
 def validate_case(payload: dict) -> dict:
     """Validate a case registration (JSON-like dict). Returns the clean data; raises
     ``ValidationFailed`` naming every bad field. Nothing is saved here."""
-    from rso.registration.schemas import CaseCreateSchema
-
     if not isinstance(payload, dict):
         raise ValidationFailed({"_body": "Send a JSON object."})
     try:
-        return CaseCreateSchema().load(payload)
+        return _schema("CaseCreateSchema").load(payload)
     except ValidationError as exc:
         raise ValidationFailed(flatten(exc.messages)) from None
 
@@ -247,11 +255,9 @@ def validate_case(payload: dict) -> dict:
 def validate_member(row: dict, *, prefix: str = "") -> dict:
     """Validate one member (e.g. one manifest row) with the same rules and messages; field
     names are prefixed with ``prefix`` (e.g. ``"row 12"``) when given."""
-    from rso.registration.schemas import MemberSchema
-
     if not isinstance(row, dict):
         raise ValidationFailed({prefix or "_body": "Expected an object."})
     try:
-        return MemberSchema().load(row)
+        return _schema("MemberSchema").load(row)
     except ValidationError as exc:
         raise ValidationFailed(flatten(exc.messages, prefix)) from None
