@@ -305,3 +305,37 @@ def test_sexes_compatible():
     assert not ops.sexes_compatible("M", "F") and not ops.sexes_compatible("F", "M")
     assert ops.sexes_compatible("X", "F") and ops.sexes_compatible("M", "X")
     assert ops.sexes_compatible(None, "F")
+
+
+def test_bulk_lists_the_same_duplicates_as_find_duplicates_for_common_names(app, cw):
+    """More than ten phonetic candidates (bulk confirms them lazily, in list order, and reuses
+    what it opened in earlier batches): each household, registered in bulk, is given exactly
+    what find_duplicates lists for its members just before."""
+    vault = vault_for(app)
+    estimated = {"dob_estimated": True, "age_assessment": {"method": "self_declared"}}
+    common = [case_payload([member(given_name=g, family_name="Rahman", sex="M",
+                                   **({"date_of_birth": "1991"} | estimated if i % 3 == 0 else
+                                      {"date_of_birth": f"1990-{1 + i % 12:02d}-0{1 + i % 9}"}))])
+              for i, g in enumerate(["Mohammed", "Muhammad", "Mohamad", "Mohammad"] * 4)]
+    earlier = [rules.validate_case(p) for p in _synthetic_payloads(300, seed=11) + common]
+    later = [rules.validate_case(p) for p in _synthetic_payloads(120, seed=12)]
+    later += [rules.validate_case(case_payload([member(given_name="Muhamad", family_name="Rahman", sex="M",
+                                                       date_of_birth=d, **(estimated if len(d) == 4 else {}))]))
+              for d in ("1990-06-15", "1991", "1990-02-02", "1990")]
+    with app.app_context(), session_scope(app) as s:
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        ctx = BulkContext(vault)
+        register_households_bulk(s, vault, earlier, office=office, user=cw, context=ctx)
+        s.flush()
+        crowded = 0
+        for case in later:
+            expected = {}
+            for m in case["members"]:
+                found = ops.find_duplicates(s, m, vault=vault)
+                expected[m["given_name"], m["date_of_birth"]] = [(f.candidate.id, f.reasons) for f in found]
+            res = register_households_bulk(s, vault, [case], office=office, user=cw, context=ctx)
+            got = {(m["given_name"], m["date_of_birth"]): [(c, r) for p, c, r, _v in res.duplicates if p == pid]
+                   for m, pid in zip(case["members"], res.person_ids[0], strict=True)}
+            assert got == expected
+            crowded += any(len(v) == 10 for v in expected.values())
+    assert crowded >= 2  # the common name really had more candidates than are listed

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from rso.audit.operations import record
@@ -82,6 +82,10 @@ _REASON_ORDER = list(ops.REASON_TEXT)
 _SELECT_ENTRIES = (
     "SELECT digest, owner_id FROM blind_index_entries "
     "WHERE kind = {mark} AND digest IN ({marks}) AND COALESCE(owner_type, '') = 'person'"
+)
+_SELECT_PLAIN = (
+    "SELECT p.id, p.sex, p.birth_year, p.version, dk.wrapped IS NOT NULL FROM persons p "
+    "JOIN data_keys dk ON dk.id = p.data_key_id WHERE p.id IN ({marks})"
 )
 _COPY_ENTRIES = "COPY blind_index_entries (kind, digest, owner_id, owner_type, data_key_id) FROM STDIN"
 _INSERT_ENTRIES = (
@@ -199,6 +203,10 @@ class BulkContext:
     run_vault: Any = None
     weights: dict[str, int] = field(default_factory=dict)
     incidents: dict[tuple, int] = field(default_factory=dict)
+    #: ``{person id: (version, birth_year, sex, CONFIRM_FIELDS)}`` of persons registered or opened
+    #: in this run, most recently used last (see :meth:`remember`)
+    confirmed: OrderedDict = field(default_factory=OrderedDict)
+    confirmed_max: int = 100_000
 
     def __post_init__(self):
         self.keys = lru_cache(maxsize=200_000)(phonetic_keys)
@@ -208,6 +216,16 @@ class BulkContext:
     def weight(self, need_codes) -> int:
         # operations.needs_weight, with the needs table read once per run
         return max((self.weights[c] for c in need_codes if c in self.weights), default=0)
+
+    def remember(self, person_id: int, entry: tuple) -> None:
+        """Keep a candidate's confirmation values for the later batches of this run (in memory
+        only, bounded): the same early registrants of common names are candidates again and
+        again, and opening one costs a key unwrap and six decryptions. An entry is used only
+        while the person's row version is unchanged and its data key live (checked per batch)."""
+        self.confirmed[person_id] = entry
+        self.confirmed.move_to_end(person_id)
+        while len(self.confirmed) > self.confirmed_max:
+            self.confirmed.popitem(last=False)
 
 
 @dataclass
@@ -223,6 +241,8 @@ class BulkResult:
     duplicates: list[tuple[int, int, list[str], dict]] = field(default_factory=list)
     #: seconds spent per phase (prepare, insert, duplicates, audit)
     timings: dict[str, float] = field(default_factory=dict)
+    #: existing persons decrypted to confirm a possible duplicate (the others came from this run's memory)
+    candidates_opened: int = 0
 
 
 # =========================================================================== helpers
@@ -290,11 +310,10 @@ def _reserve_case_numbers(s: Session, office: Office, year: int, count: int) -> 
         from sqlalchemy.dialects.postgresql import insert as upsert
     else:
         from sqlalchemy.dialects.sqlite import insert as upsert
-    s.execute(upsert(table).values(office_id=office.id, year=year, last=0).on_conflict_do_nothing())
+    stmt = upsert(table).values(office_id=office.id, year=year, last=count)
     last = s.execute(
-        update(table)
-        .where(table.c.office_id == office.id, table.c.year == year)
-        .values(last=table.c.last + count)
+        stmt.on_conflict_do_update(index_elements=[table.c.office_id, table.c.year],
+                                   set_={"last": table.c.last + count})
         .returning(table.c.last)
     ).scalar_one()
     return last - count + 1
@@ -424,29 +443,29 @@ def _confirm_values(values: dict) -> dict:
     return {name: ops._decode(name, ops._encode(name, values.get(name))) for name in ops.CONFIRM_FIELDS}
 
 
-def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int | None]]:
-    """``{person id: (sex code, birth year)}``: what a phonetic candidate is filtered on before
-    anything is decrypted (as ``operations.phonetic_peer`` does in SQL)."""
-    out: dict[int, tuple[str, int | None]] = {}
+def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int | None, int, bool]]:
+    """``{person id: (sex code, birth year, row version, data key live)}`` of existing persons: what
+    a candidate is filtered and ranked on before anything is decrypted (``operations.phonetic_peer``
+    applies the same filter in SQL)."""
+    out: dict[int, tuple[str, int | None, int, bool]] = {}
     conn = s.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for chunk in _chunks(sorted(ids), _MAX_PARAMS):
-        sql = f"SELECT id, sex, birth_year FROM persons WHERE id IN ({', '.join([mark] * len(chunk))})"  # noqa: S608
-        result = conn.exec_driver_sql(sql, tuple(chunk))
+        result = conn.exec_driver_sql(_SELECT_PLAIN.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
         try:
-            for pid, sex, year in result.cursor.fetchall():
-                out[pid] = (sex, year)
+            for pid, sex, year, version, live in result.cursor.fetchall():
+                out[pid] = (sex, year, version, bool(live))
         finally:
             result.close()
     return out
 
 
-def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int | None, str, dict]]:
-    """``{person id: (birth_year, sex, opened CONFIRM_FIELDS)}`` of existing persons (erased ones left out)."""
-    cols = [_PERSONS.c.id, _PERSONS.c.public_id, _PERSONS.c.birth_year, _PERSONS.c.sex, _DK.c.wrapped] + [
-        _PERSONS.c[f"{name}_sealed"] for name in ops.CONFIRM_FIELDS
-    ]
-    out: dict[int, tuple[int | None, str, dict]] = {}
+def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int, int | None, str, dict]]:
+    """``{person id: (version, birth_year, sex, opened CONFIRM_FIELDS)}`` of existing persons
+    (erased ones left out)."""
+    cols = [_PERSONS.c.id, _PERSONS.c.public_id, _PERSONS.c.version, _PERSONS.c.birth_year, _PERSONS.c.sex,
+            _DK.c.wrapped] + [_PERSONS.c[f"{name}_sealed"] for name in ops.CONFIRM_FIELDS]
+    out: dict[int, tuple[int, int | None, str, dict]] = {}
     for chunk in _chunks(sorted(ids), 1000):
         rows = s.execute(
             select(*cols).join(_DK, _DK.c.id == _PERSONS.c.data_key_id).where(_PERSONS.c.id.in_(chunk))
@@ -455,8 +474,17 @@ def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int |
             if row.wrapped is None:
                 continue  # crypto-shredded: no longer anyone's duplicate
             bk = vault.bound(vault.unwrap(row.wrapped))
-            out[row.id] = (row.birth_year, str(row.sex), ops._open_fields(bk, row, ops.CONFIRM_FIELDS))
+            out[row.id] = (row.version, row.birth_year, str(row.sex), ops._open_fields(bk, row, ops.CONFIRM_FIELDS))
     return out
+
+
+def _sort_key(reasons: list[str], cand: int) -> tuple:
+    # operations.match_order
+    return (min(_REASON_ORDER.index(r) for r in reasons), -len(reasons), cand)
+
+
+_LIMIT = 10  # possible duplicates kept per person, as find_duplicates(limit=10)
+_PHONETIC_RANK = (_REASON_ORDER.index("phonetic_name"), _REASON_ORDER.index("phonetic_name_near"))
 
 
 def _find_batch_duplicates(
@@ -466,10 +494,17 @@ def _find_batch_duplicates(
     case_index: list[int],
     values: list[dict],
     timings: dict[str, float] | None = None,
+    counts: dict[str, int] | None = None,
 ) -> list[tuple[int, int, list[str], dict]]:
     """``(person id, candidate id, reasons, candidate's opened CONFIRM_FIELDS)`` for each person of
     the batch, as ``find_duplicates`` would list them (at most 10 per person, strongest first) if
-    the batch's cases were registered one after the other."""
+    the batch's cases were registered one after the other.
+
+    Candidates found by a document, phone or name + date of birth look-up are all confirmed.
+    One found by the phonetic name alone can only be confirmed as ``phonetic_name`` (same birth
+    year) or ``phonetic_name_near``, so its place in the list is known from plain columns before
+    it is opened: those are confirmed in that order, only until ten better-placed matches are
+    certain (a common name in a large caseload has hundreds of such candidates)."""
     timings = timings if timings is not None else {}
     t0 = time.perf_counter()
     run = ctx.run_vault
@@ -484,57 +519,128 @@ def _find_batch_duplicates(
     hits = _probe_rows(s, probes)
     t2 = time.perf_counter()
     in_batch = {pid: i for i, pid in enumerate(person_ids)}
-    # phonetic candidates must have a compatible sex and birth year (operations.phonetic_peer):
-    # plain columns, so they are filtered before any data key is unwrapped
-    plain = _plain_columns(s, {o for _p, kind, o in hits if kind == PHONETIC_NAME and o not in in_batch})
+    # this batch's persons, as a later batch would find them (no decryption needed)
+    batch_entries: dict[int, tuple] = {}
+    for j, pid in enumerate(person_ids):
+        v = values[j]
+        e = batch_entries[pid] = (1, rules.birth_year(v.get("date_of_birth")), str(v.get("sex")), _confirm_values(v))
+        ctx.remember(pid, e)
+    plain = _plain_columns(s, {o for _p, _k, o in hits if o not in in_batch})
     years = [set(p.phonetic_years) for p in probes_by_person]
     per_kind: dict[tuple[int, str], list[int]] = {}
     for pidx, kind, owner in hits:
         j = in_batch.get(owner)
-        # only persons registered before this one's case (never its own case, never a later one)
-        if j is not None and case_index[j] >= case_index[pidx]:
-            continue
-        if kind == PHONETIC_NAME:
-            if j is not None:
-                sex, year = values[j].get("sex"), rules.birth_year(values[j].get("date_of_birth"))
-            else:
-                sex, year = plain.get(owner, (None, None))
-            if year not in years[pidx] or not ops.sexes_compatible(probes_by_person[pidx].sex, sex):
+        if j is not None:
+            # only persons registered before this one's case (never its own case, never a later one)
+            if case_index[j] >= case_index[pidx]:
                 continue
+            sex, year = values[j].get("sex"), rules.birth_year(values[j].get("date_of_birth"))
+        else:
+            found = plain.get(owner)
+            if found is None or not found[3]:
+                continue  # gone, or crypto-shredded: no longer anyone's duplicate
+            sex, year = found[0], found[1]
+        if kind == PHONETIC_NAME and (year not in years[pidx] or not ops.sexes_compatible(probes_by_person[pidx].sex,
+                                                                                         sex)):
+            continue
         per_kind.setdefault((pidx, kind), []).append(owner)
-    candidates: dict[int, set[int]] = {}
-    for (pidx, _kind), owners in per_kind.items():
-        candidates.setdefault(pidx, set()).update(sorted(owners)[:_CAP])
+    strong: dict[int, set[int]] = {}
+    weak: dict[int, list[int]] = {}
+    capped: set[int] = set()
+    for (pidx, kind), owners in per_kind.items():
+        owners.sort()
+        if kind == PHONETIC_NAME:
+            weak[pidx] = owners[:_CAP]
+        else:
+            strong.setdefault(pidx, set()).update(owners[:_CAP])
+            if len(owners) > _CAP:
+                capped.add(pidx)
     t3 = time.perf_counter()
     timings["dup_probe"] = timings.get("dup_probe", 0.0) + (t1 - t0)
     timings["dup_lookup"] = timings.get("dup_lookup", 0.0) + (t2 - t1)
     timings["dup_filter"] = timings.get("dup_filter", 0.0) + (t3 - t2)
-    if not candidates:
+    if not strong and not weak:
         return []
-    external = {c for cs in candidates.values() for c in cs if c not in in_batch}
-    opened = _open_candidates(s, ctx.vault, list(external)) if external else {}
-    t4 = time.perf_counter()
-    out: list[tuple[int, int, list[str], dict]] = []
-    for pidx in sorted(candidates):
-        probe = probes_by_person[pidx]
-        found = []
-        for cand in sorted(candidates[pidx]):
-            j = in_batch.get(cand)
-            if j is not None:
-                year, sex = rules.birth_year(values[j].get("date_of_birth")), values[j].get("sex")
-                theirs = _confirm_values(values[j])
-            elif cand in opened:
-                year, sex, theirs = opened[cand]
-            else:
+
+    def year_of(cand: int) -> int | None:
+        j = in_batch.get(cand)
+        return rules.birth_year(values[j].get("date_of_birth")) if j is not None else plain[cand][1]
+
+    # phonetic-only candidates in the order they would be listed (same birth year first, then id)
+    queue: dict[int, list[tuple[tuple, int]]] = {}
+    for pidx, owners in weak.items():
+        mine = strong.get(pidx, set())
+        year = probes_by_person[pidx].year
+        ranked = [((_PHONETIC_RANK[0 if year_of(c) == year else 1], -1, c), c) for c in owners if c not in mine]
+        ranked.sort(reverse=True)  # popped from the end
+        queue[pidx] = ranked
+    found: dict[int, list[tuple[tuple, int, list[str], dict]]] = {}
+    todo: dict[int, list[int]] = {pidx: sorted(c) for pidx, c in strong.items()}
+    opened_n = 0
+    while True:
+        # the phonetic-only candidates each person still needs: enough to fill its list,
+        # assuming each confirms (most do; those that do not are replaced in the next round)
+        for pidx, ranked in queue.items():
+            if not ranked:
                 continue
-            reasons = ops.match_reasons(probe, year, theirs, keys=ctx.keys, candidate_sex=sex)
-            if reasons:
-                found.append((cand, reasons, theirs))
-        found.sort(key=lambda m: (min(_REASON_ORDER.index(r) for r in m[1]), -len(m[1]), m[0]))
-        out.extend((person_ids[pidx], cand, reasons, theirs) for cand, reasons, theirs in found[:10])
-    t5 = time.perf_counter()
-    timings["dup_open"] = timings.get("dup_open", 0.0) + (t4 - t3)
-    timings["dup_confirm"] = timings.get("dup_confirm", 0.0) + (t5 - t4)
+            if pidx in capped:
+                take = len(ranked)  # a capped look-up may have hidden stronger reasons: confirm all
+            else:
+                have = sorted(k for k, *_ in found.get(pidx, ()))
+                if len(have) >= _LIMIT:
+                    # only candidates placed before the tenth match found so far can still enter
+                    take = 0
+                    while take < len(ranked) and ranked[-1 - take][0] < have[_LIMIT - 1]:
+                        take += 1
+                else:
+                    take = _LIMIT - len(have)
+            picked = [ranked.pop()[1] for _ in range(min(take, len(ranked)))]
+            if picked:
+                todo.setdefault(pidx, []).extend(picked)
+        if not todo:
+            break
+        wanted = set()
+        for cands in todo.values():
+            for c in cands:
+                if c not in in_batch:
+                    wanted.add(c)
+        t_open = time.perf_counter()
+        entries: dict[int, tuple] = {}
+        missing = []
+        for c in wanted:
+            e = ctx.confirmed.get(c)
+            if e is not None and e[0] == plain[c][2]:
+                ctx.confirmed.move_to_end(c)
+                entries[c] = e
+            else:
+                missing.append(c)
+        if missing:
+            for c, e in _open_candidates(s, ctx.vault, missing).items():
+                entries[c] = e
+                ctx.remember(c, e)
+            opened_n += len(missing)
+        t_conf = time.perf_counter()
+        timings["dup_open"] = timings.get("dup_open", 0.0) + (t_conf - t_open)
+        for pidx, cands in todo.items():
+            probe = probes_by_person[pidx]
+            bucket = found.setdefault(pidx, [])
+            for cand in cands:
+                j = in_batch.get(cand)
+                e = batch_entries[cand] if j is not None else entries.get(cand)
+                if e is None:
+                    continue
+                _version, year, sex, theirs = e
+                reasons = ops.match_reasons(probe, year, theirs, keys=ctx.keys, candidate_sex=sex)
+                if reasons:
+                    bucket.append((_sort_key(reasons, cand), cand, reasons, theirs))
+        timings["dup_confirm"] = timings.get("dup_confirm", 0.0) + (time.perf_counter() - t_conf)
+        todo = {}
+    if counts is not None:
+        counts["opened"] = counts.get("opened", 0) + opened_n
+    out: list[tuple[int, int, list[str], dict]] = []
+    for pidx in sorted(found):
+        matches = sorted(found[pidx])[:_LIMIT]
+        out.extend((person_ids[pidx], cand, reasons, theirs) for _k, cand, reasons, theirs in matches)
     return out
 
 
@@ -568,7 +674,7 @@ def register_households_bulk(
     s = session
     ctx = context or BulkContext(vault)
     run = ctx.run_vault
-    if s.get_bind().dialect.name == "sqlite":
+    if s.get_bind().dialect.name == "sqlite" and len(households) > 100:
         # a larger page cache for this connection: index pages of the growing tables stay in
         # memory between batches (128 MB; the default 2 MB thrashes beyond ~100,000 persons)
         s.connection().exec_driver_sql("PRAGMA cache_size = -131072")
@@ -706,7 +812,9 @@ def register_households_bulk(
     t6 = time.perf_counter()
 
     # ---- duplicates
-    dups = _find_batch_duplicates(s, ctx, list(person_ids), case_index, values_list, result.timings)
+    counts: dict[str, int] = {}
+    dups = _find_batch_duplicates(s, ctx, list(person_ids), case_index, values_list, result.timings, counts)
+    result.candidates_opened = counts.get("opened", 0)
     if dups:
         insert_rows(s, _DUPS, [
             {"public_id": str(uuid.uuid4()), "person_id": p, "candidate_id": c, "reasons": ",".join(r),
@@ -856,7 +964,7 @@ def bulk_register_synthetic(
 ) -> dict:
     """Register ``n_persons`` synthetic persons (``rso.demo.synthetic``) at ``office`` through
     the bulk path, one committed transaction per batch of about ``batch_persons``. For the
-    benchmark: returns ``{"persons", "cases", "possible_duplicates", "seconds",
+    benchmark: returns ``{"persons", "cases", "possible_duplicates", "candidates_opened", "seconds",
     "persons_per_second", "prepare_seconds", "timings"}`` where ``seconds`` is the time spent
     registering (encryption, blind indexes, duplicate detection, inserts, commits) and
     ``prepare_seconds`` the time spent generating and validating the synthetic households.
@@ -885,7 +993,7 @@ def bulk_register_synthetic(
     actor = user or SimpleNamespace(id=None, username="bulk-loader", role="system", office_id=None, office=None)
     schema = CaseCreateSchema()
     ctx = BulkContext(vault)
-    totals = {"persons": 0, "cases": 0, "possible_duplicates": 0, "skipped": 0}
+    totals = {"persons": 0, "cases": 0, "possible_duplicates": 0, "skipped": 0, "candidates_opened": 0}
     timings: dict[str, float] = {}
     register_seconds = prepare_seconds = 0.0
     batch: list[dict] = []
@@ -909,6 +1017,7 @@ def bulk_register_synthetic(
         totals["persons"] += res.persons
         totals["cases"] += len(res.case_ids)
         totals["possible_duplicates"] += res.possible_duplicates
+        totals["candidates_opened"] += res.candidates_opened
         if progress is not None:
             progress(totals["persons"], n_persons)
         batch, batch_size = [], 0
