@@ -141,6 +141,17 @@ class WriteGate:
             self._threads.release()
 
 
+#: execution option marking a transaction that only reads (see :func:`begin_read_only`)
+READ_ONLY = "rso_read_only"
+
+
+def begin_read_only(s: Session) -> None:
+    """Begin ``s``'s transaction as one that only reads: on SQLite it takes no write lock and
+    waits for no writer. Writing in it is a bug (SQLite may refuse the upgrade); end it
+    (``commit``/``rollback``) before writing. ``s`` must have no transaction open."""
+    s.connection(execution_options={READ_ONLY: True})
+
+
 def _sqlite_gate_path(url: str) -> str | None:
     database = make_url(url).database
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -169,6 +180,9 @@ def make_engine(url: str, **kwargs) -> Engine:
             # Take the write lock up front: a deferred transaction that reads, then writes
             # after another writer committed fails with SQLITE_BUSY instead of waiting, and
             # the audit chain needs a stable "last event" while it appends.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")  # reads see a snapshot (WAL) and wait for nobody
+                return
             dbapi_conn = conn.connection.dbapi_connection
             gate.acquire(dbapi_conn)
             try:

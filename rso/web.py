@@ -16,7 +16,7 @@ from rso.audit.operations import record
 from rso.errors import AppError, NotAuthenticated, PermissionDenied, Refused
 from rso.permissions import PUBLIC, allowed
 from rso.users.models import User
-from rso.users.operations import resolve_token
+from rso.users.operations import record_token_use, resolve_token, token_use_is_stale
 
 log = logging.getLogger("rso")
 csrf = CSRFProtect()
@@ -52,18 +52,25 @@ def _load_user_and_check_access():
     g.user = None
     g.auth_via = None
     s = db.session()
+    db.begin_read_only(s)  # the check only reads; a refusal is recorded in a transaction of its own
     header = request.headers.get("Authorization", "")
+    token = None
     if header.startswith("Bearer "):
-        row, why = resolve_token(s, header[7:].strip())
-        if row is None:
+        token, why = resolve_token(s, header[7:].strip())
+        if token is None:
+            s.rollback()
             record(s, "auth.token_refused", detail={"why": why, "path": request.path})
             s.commit()
             raise NotAuthenticated(f"Your API token was refused ({why}). Ask for a new one at "
                                    "POST /api/v1/auth/token.")
-        g.user, g.auth_via, g.api_token = row.user, "token", row
+        g.user, g.auth_via, g.api_token = token.user, "token", token
     elif "user_id" in session:
         _load_session_user(s)
 
+    s.commit()  # end the read-only check before the view (or a refusal) writes
+    if token is not None and token_use_is_stale(token):
+        record_token_use(s, token)
+        s.commit()
     view = current_view()
     permission = getattr(view, "permission", None)
     if request.endpoint == "static" or permission == PUBLIC:
@@ -78,9 +85,6 @@ def _load_user_and_check_access():
         raise PermissionDenied("Your role does not allow this.", permission=permission)
     if g.auth_via == "session" and is_api_request() and request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()  # cookie-authenticated API writes need the CSRF header like any form
-    # end the sign-in check's transaction: on SQLite every transaction holds the write lock, and
-    # the view's own (validating the input first) should be the only one held while it works
-    s.commit()
     return None
 
 
@@ -93,6 +97,7 @@ def _load_session_user(s) -> None:
         session.clear()
         return
     if now - last_seen > idle_limit:
+        s.rollback()  # leave the read-only check: the expiry is recorded
         record(s, "session.expired", actor=user, object_type="user", object_id=user.id)
         s.commit()
         session.clear()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Response, g, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 
 from rso import db
 from rso.api import bp, doc, dump
@@ -11,6 +11,7 @@ from rso.errors import ValidationFailed
 from rso.permissions import requires
 from rso.registration import documents
 from rso.registration import operations as ops
+from rso.registration.batching import batcher_for
 from rso.registration.schemas import (
     CaseCorrectionSchema,
     CaseCreateSchema,
@@ -21,6 +22,7 @@ from rso.registration.schemas import (
     PersonOutSchema,
     SearchPageSchema,
 )
+from rso.registration.validation import validate_case
 
 #: one instance: building a schema deep-copies its fields; dumping keeps no state on it
 _CASE_OUT = CaseOutSchema()
@@ -81,10 +83,9 @@ def search_args() -> dict:
 @doc("Register a case with its members; possible duplicates come back in the response",
      request_schema=CaseCreateSchema, response_schema=CaseOutSchema, status=201, tag="registration")
 def cases_create():
-    s = db.session()
-    reg = ops.register_case(s, g.user, _json_body())
-    body = ops.registration_dict(s, g.user, reg, endpoint=request.endpoint)
-    s.commit()
+    # validated here, then written together with the registrations arriving at the same time
+    data = validate_case(_json_body())
+    body = batcher_for(current_app).submit(g.user, data, ip=request.remote_addr, endpoint=request.endpoint)
     return dump(_CASE_OUT, body, 201)
 
 

@@ -284,14 +284,16 @@ def get_person(s: Session, user, person_ref: str) -> Person:
     return person
 
 
-def audit_read(s: Session, user, persons, *, endpoint: str, case: Case | None = None, **extra) -> None:
+def audit_read(
+    s: Session, user, persons, *, endpoint: str, case: Case | None = None, ip: str | None = None, **extra
+) -> None:
     """One ``person.read`` event for everything decrypted for display on one page/response."""
     ids = sorted({p.id if isinstance(p, Person) else int(p) for p in persons})
     if not ids:
         return
     detail = {"endpoint": endpoint, "persons": ids, **extra}
     if case is not None:
-        record(s, "person.read", actor=user, object_type="case", object_id=case.id, detail=detail)
+        record(s, "person.read", actor=user, object_type="case", object_id=case.id, detail=detail, ip=ip)
     else:
         record(
             s,
@@ -300,6 +302,7 @@ def audit_read(s: Session, user, persons, *, endpoint: str, case: Case | None = 
             object_type="person",
             object_id=ids[0] if len(ids) == 1 else "",
             detail=detail,
+            ip=ip,
         )
 
 
@@ -650,52 +653,71 @@ def register_case(
     index → {candidate public id: "same_person" | "new_person"}) settles them now (the page
     flow, where the caseworker saw them before saving). Audited (``case.create``).
     """
-    # the one write path for cases: a single registration is a batch of one (imported here, as
-    # the bulk module builds on this one's sealing and duplicate helpers)
+    data = rules.validate_case(payload)
+    reg = register_cases(s, user, [data], vault=vault)[0]
+    for i, choice in (decisions or {}).items():
+        for dd in reg.duplicates:
+            if dd.person_id == reg.persons[int(i)].id and dd.candidate.public_id in choice:
+                decide_duplicate(s, user, dd.public_id, choice[dd.candidate.public_id])
+    return reg
+
+
+def register_cases(
+    s: Session, user, cases: list[dict], *, vault=None, ips: list[str] | None = None
+) -> list[Registration]:
+    """Register validated cases (as :func:`~rso.registration.validation.validate_case` returns
+    them) of one office, one after the other in one set-based write: each is audited
+    (``case.create``, from its address in ``ips`` when given) and later cases see earlier ones
+    as possible duplicates, as if registered one by one. Same rules and refusals as
+    :func:`register_case`."""
+    # the one write path for cases is the set-based one (imported here: the bulk module builds
+    # on this one's sealing and duplicate helpers)
     from rso.registration.bulk import BulkContext, register_households_bulk
 
     vault = _vault(vault)
-    data = rules.validate_case(payload)
-    office = _office_for(s, user, data.get("office"))
-    done = register_households_bulk(s, vault, [data], office=office, user=user, context=BulkContext(vault),
+    offices = {(c.get("office") or "").upper() for c in cases}
+    if len(offices) > 1:
+        raise ValueError("register_cases takes the cases of one office")
+    office = _office_for(s, user, cases[0].get("office"))
+    done = register_households_bulk(s, vault, cases, office=office, user=user, context=BulkContext(vault),
                                     record_audit=False)
-    case = s.scalars(select(Case).where(Case.id == done.case_ids[0]).options(joinedload(Case.incident))).one()
-    by_id = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(done.person_ids[0])))}
-    persons = [by_id[i] for i in done.person_ids[0]]
-    duplicates: list[DuplicateDecision] = []
-    matches: dict[int, list[Match]] = {}
+    loaded = s.scalars(select(Case).where(Case.id.in_(done.case_ids)).options(joinedload(Case.incident))).all()
+    by_case = {c.id: c for c in loaded}
+    all_person_ids = [pid for ids in done.person_ids for pid in ids]
+    people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(all_person_ids)))}
+    decisions: dict[tuple[int, int], DuplicateDecision] = {}
+    candidates: dict[int, Person] = {}
     if done.duplicates:
         candidates = {p.id: p for p in s.scalars(
             select(Person).where(Person.id.in_({c for _p, c, _r, _v in done.duplicates}))
             .options(joinedload(Person.case), lazyload(Person.needs))  # shown with its case, not its needs
         )}
-        found = {(d.person_id, d.candidate_id): d for d in s.scalars(
-            select(DuplicateDecision).where(DuplicateDecision.person_id.in_(done.person_ids[0]))
+        decisions = {(d.person_id, d.candidate_id): d for d in s.scalars(
+            select(DuplicateDecision).where(DuplicateDecision.person_id.in_(all_person_ids))
         )}
-        index_of = {pid: i for i, pid in enumerate(done.person_ids[0])}
-        for pid, cid, reasons, values in done.duplicates:
-            duplicates.append(found[(pid, cid)])
-            matches.setdefault(index_of[pid], []).append(Match(candidates[cid], reasons, values))
-    record(
-        s,
-        "case.create",
-        actor=user,
-        object_type="case",
-        object_id=case.id,
-        detail={
+    found: dict[int, list[tuple[int, list[str], dict]]] = {}
+    for pid, cid, reasons, values in done.duplicates:
+        found.setdefault(pid, []).append((cid, reasons, values))
+    out = []
+    for n, (data, case_id, person_ids) in enumerate(zip(cases, done.case_ids, done.person_ids, strict=True)):
+        case = by_case[case_id]
+        persons = [people[i] for i in person_ids]
+        duplicates: list[DuplicateDecision] = []
+        matches: dict[int, list[Match]] = {}
+        for i, pid in enumerate(person_ids):
+            for cid, reasons, values in found.get(pid, ()):
+                duplicates.append(decisions[(pid, cid)])
+                matches.setdefault(i, []).append(Match(candidates[cid], reasons, values))
+        record(s, "case.create", actor=user, object_type="case", object_id=case.id, ip=ips[n] if ips else None, detail={
             "case_number": case.case_number,
             "office": office.code,
             "members": len(persons),
-            "persons": [p.id for p in persons],
+            "persons": person_ids,
             "possible_duplicates": len(duplicates),
             "priority": str(case.priority),
-        },
-    )
-    for i, choice in (decisions or {}).items():
-        for dd in duplicates:
-            if dd.person_id == persons[int(i)].id and dd.candidate.public_id in choice:
-                decide_duplicate(s, user, dd.public_id, choice[dd.candidate.public_id])
-    return Registration(case, persons, duplicates, matches, data)
+        })
+        out.append(Registration(case, persons, duplicates, matches, data))
+    return out
 
 
 def decide_duplicate(s: Session, user, decision_ref: str, decision: str) -> DuplicateDecision:
@@ -750,7 +772,7 @@ def decide_duplicate(s: Session, user, decision_ref: str, decision: str) -> Dupl
     return dd
 
 
-def registration_dict(s: Session, user, reg: Registration, *, endpoint: str) -> dict:
+def registration_dict(s: Session, user, reg: Registration, *, endpoint: str, ip: str | None = None) -> dict:
     """The response to a registration, built from the validated input (nothing is
     decrypted but the candidates shown, which is an audited read)."""
     case = reg.case
@@ -772,7 +794,7 @@ def registration_dict(s: Session, user, reg: Registration, *, endpoint: str) -> 
                      "candidate": candidate_dict(user, m) if m else candidate_dict(user, dd.candidate, {}),
                      "reasons": [REASON_TEXT.get(c, c) for c in codes_], "reason_codes": codes_,
                      "decision": str(dd.decision)})
-    audit_read(s, user, shown, endpoint=endpoint, case=case, purpose="duplicate_check")
+    audit_read(s, user, shown, endpoint=endpoint, case=case, ip=ip, purpose="duplicate_check")
     arrival = reg.data["arrival"]
     return {
         "id": case.public_id, "db_id": case.id, "case_number": case.case_number, "office": case.office.code,

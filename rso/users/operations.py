@@ -218,10 +218,17 @@ def resolve_token(s: Session, token: str) -> tuple[ApiToken | None, str]:
         return None, "expired token"
     if not row.user.active:
         return None, "inactive user"
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_RESOLUTION:
-        row.last_used_at = now  # to the minute: not a write on every request
     return row, ""
+
+
+def token_use_is_stale(row: ApiToken) -> bool:
+    """Is the token's recorded last use older than the resolution (a minute)?"""
+    return row.last_used_at is None or utcnow() - row.last_used_at > TOKEN_USE_RESOLUTION
+
+
+def record_token_use(s: Session, row: ApiToken) -> None:
+    """Record that the token was used now (to the minute: not a write on every request)."""
+    row.last_used_at = utcnow()
 
 
 def revoke_token(s: Session, row: ApiToken, by: User) -> None:

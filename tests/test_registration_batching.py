@@ -1,0 +1,99 @@
+"""Group commit for the registration API: registrations arriving together are written in one
+transaction, each keeping its own case number, duplicate check, audit event and answer; a
+faulty one in a batch gets its own error and the others are kept."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+from sqlalchemy import func, select
+
+from rso.audit.models import AuditEvent
+from rso.db import session_scope
+from rso.registration import operations as ops
+from rso.registration.batching import _Job, batcher_for
+from rso.registration.models import Case, Person
+from rso.registration.testing import case_payload, member
+from rso.registration.validation import validate_case
+
+
+def _job(user, payload, ip="10.0.0.1"):
+    return _Job(user.id, validate_case(payload), ip, "api.cases_create")
+
+
+def test_concurrent_api_registrations_share_a_write_and_each_get_their_own_answer(app, make_user, api, monkeypatch):
+    users = [make_user("caseworker", office="IDN-JKT") for _ in range(2)]
+    clients = [api(users[i % 2]) for i in range(10)]
+    batcher = batcher_for(app)
+    real = ops.register_cases
+    calls = []
+
+    def slow_first(*args, **kw):  # hold the first write so the other requests queue behind it
+        calls.append(len(args[2]))
+        if len(calls) == 1:
+            time.sleep(0.5)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ops, "register_cases", slow_first)
+    answers: dict[int, dict] = {}
+
+    def post(i):
+        body = case_payload([member(given_name=f"Person{i}", family_name="Batch", date_of_birth=f"19{60 + i}-01-02")])
+        resp = clients[i].post("/api/v1/cases", json=body)
+        answers[i] = {**resp.get_json(), "http": resp.status_code}
+
+    first = threading.Thread(target=post, args=(0,))
+    first.start()
+    time.sleep(0.2)
+    rest = [threading.Thread(target=post, args=(i,)) for i in range(1, 10)]
+    for t in rest:
+        t.start()
+    for t in [first, *rest]:
+        t.join()
+
+    assert {a["http"] for a in answers.values()} == {201}
+    assert len({a["case_number"] for a in answers.values()}) == 10
+    assert max(batcher.batch_sizes[-5:]) > 1  # the queued ones were written together
+    for i, a in answers.items():
+        assert a["members"][0]["given_name"] == f"Person{i}"
+    with session_scope(app) as s:
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action == "case.create")).all()
+        by_case = {json.loads(e.detail)["case_number"]: e for e in events}
+        assert len(by_case) == 10
+        for i, a in answers.items():  # each case audited as created by the user who sent it
+            assert by_case[a["case_number"]].actor == users[i % 2].username
+
+
+def test_a_faulty_registration_in_a_batch_gets_its_own_error_and_the_others_are_kept(app, make_user):
+    user = make_user("caseworker", office="IDN-JKT")
+    taken = case_payload([member(given_name="Amina", family_name="Begum")], public_id=str(uuid.uuid4()))
+    with app.app_context(), session_scope(app) as s:
+        ops.register_case(s, user, taken)
+    batcher = batcher_for(app)
+    good = _job(user, case_payload([member(given_name="Rashid", family_name="Alam")]))
+    retry = _job(user, taken)
+    also_good = _job(user, case_payload([member(given_name="Nur", family_name="Kabir")]))
+    batcher.run_batch([good, retry, also_good])
+    assert good.error is None and also_good.error is None
+    assert good.result["members"][0]["given_name"] == "Rashid"
+    assert retry.result is None and retry.error.status == 409
+    with session_scope(app) as s:
+        assert s.scalar(select(func.count()).select_from(Case)) == 3
+
+
+def test_later_registrations_in_a_batch_see_earlier_ones_as_possible_duplicates(app, make_user):
+    user = make_user("caseworker", office="IDN-JKT")
+    batcher = batcher_for(app)
+    a = _job(user, case_payload([member(given_name="Mohammed", family_name="Rahman", date_of_birth="1990-04-02")]))
+    b = _job(user, case_payload([member(given_name="Muhammad", family_name="Rehman", date_of_birth="1990-04-02")]))
+    batcher.run_batch([a, b])
+    assert a.result["possible_duplicates"] == []
+    [dup] = b.result["possible_duplicates"]
+    assert dup["candidate"]["case_number"] == a.result["case_number"]
+    assert "same_name_dob" in dup["reason_codes"] or "phonetic_name" in dup["reason_codes"]
+    with session_scope(app) as s:
+        assert s.scalar(select(func.count()).select_from(Person)) == 2
+        ips = set(s.scalars(select(AuditEvent.ip).where(AuditEvent.action == "case.create")))
+        assert ips == {"10.0.0.1"}
