@@ -43,6 +43,9 @@ def from_environment() -> dict:
         "TOTP_REQUIRED_ROLES": os.environ.get("RSO_TOTP_REQUIRED_ROLES", DEFAULT_TOTP_ROLES),
         "REDIS_URL": os.environ.get("RSO_REDIS_URL", ""),
         "PUBLIC_URL": os.environ.get("RSO_PUBLIC_URL", "http://127.0.0.1:5000"),
+        # PostgreSQL connections per process: kept open, plus extra ones opened under load
+        "DB_POOL_SIZE": int(os.environ.get("RSO_DB_POOL_SIZE", "10")),
+        "DB_MAX_OVERFLOW": int(os.environ.get("RSO_DB_MAX_OVERFLOW", "10")),
     }
 
 

@@ -211,11 +211,17 @@ def make_engine(url: str, **kwargs) -> Engine:
             gate.release(dbapi_conn)  # a connection returned mid-transaction is rolled back by the pool
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)
+    # a pool per process (each gunicorn worker has its own), checked before use so a connection
+    # dropped by a restarted server or a pooler is replaced instead of failing a request
+    pool = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True} | kwargs
+    return create_engine(url, **pool)
 
 
 def init_app(app) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    url = app.config["DATABASE_URL"]
+    pool = {} if url.startswith("sqlite") else {
+        "pool_size": app.config.get("DB_POOL_SIZE", 10), "max_overflow": app.config.get("DB_MAX_OVERFLOW", 10)}
+    engine = make_engine(url, **pool)
     app.extensions["rso_engine"] = engine
     app.extensions["rso_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
 

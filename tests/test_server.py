@@ -87,3 +87,24 @@ def test_serve_with_one_worker_uses_this_process(serve):
     assert _children(proc.pid) == []
     with urllib.request.urlopen(f"{url}/login", timeout=5) as resp:  # noqa: S310
         assert resp.status == 200
+
+
+def test_postgresql_pool_per_process_is_configured_from_the_environment(database_url, keyring_path, tmp_path,
+                                                                        monkeypatch):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("connection pooling settings apply to PostgreSQL")
+    from rso import create_app
+
+    monkeypatch.setenv("RSO_DB_POOL_SIZE", "3")
+    monkeypatch.setenv("RSO_DB_MAX_OVERFLOW", "1")
+    app = create_app({"DATABASE_URL": database_url, "KEY_FILE": str(keyring_path), "INSTANCE_PATH": str(tmp_path),
+                      "SECRET_KEY": "s" * 40})
+    engine = app.extensions["rso_engine"]
+    try:
+        held = [engine.connect() for _ in range(4)]  # the pool's three, and one overflow
+        assert engine.pool.size() == 3 and engine.pool.overflow() == 1
+        for conn in held:
+            conn.close()
+        assert engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()
