@@ -7,7 +7,7 @@ import uuid
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from rso.audit.models import AuditEvent
 from rso.db import session_scope
@@ -339,3 +339,29 @@ def test_bulk_lists_the_same_duplicates_as_find_duplicates_for_common_names(app,
             assert got == expected
             crowded += any(len(v) == 10 for v in expected.values())
     assert crowded >= 2  # the common name really had more candidates than are listed
+
+
+def test_phonetic_duplicates_come_from_the_pair_index_and_reindexing_restores_it(app, cw):
+    """Two name tokens in common (here one from an alias) are looked up as a pair + year; a
+    database indexed before the pair index existed finds them again after reindex_persons."""
+    vault = vault_for(app)
+    existing = member(given_name="Abdul Karim", family_name="Noorzai", other_names=["Hamid Safi"],
+                      date_of_birth="1979-03-03", sex="M")
+    probe = rules.validate_case(case_payload([member(given_name="Hamid", family_name="Noorzay",
+                                                     date_of_birth="1979-12-12", sex="M")]))["members"][0]
+    with app.app_context(), session_scope(app) as s:
+        first = ops.register_case(s, cw, case_payload([existing]), vault=vault)
+        them = first.persons[0].id
+        assert [(f.candidate.id, f.reasons) for f in ops.find_duplicates(s, probe, vault=vault)] == [
+            (them, ["phonetic_name"])]
+        pairs = select(func.count()).select_from(BlindIndexEntry).where(
+            BlindIndexEntry.kind == "phonetic_pair", BlindIndexEntry.owner_id == them)
+        expected = vault.blind.phonetic_pairs(["Abdul Karim Noorzai", "Hamid Safi"], 1979)
+        assert s.scalar(pairs) == len(expected) >= 6  # every two tokens of both names
+        # as a database indexed before the pair index existed
+        s.execute(delete(BlindIndexEntry).where(BlindIndexEntry.kind == "phonetic_pair"))
+        assert ops.find_duplicates(s, probe, vault=vault) == []
+        assert ops.reindex_persons(s, vault=vault) == 1
+        assert s.scalar(pairs) == len(expected)
+        assert [(f.candidate.id, f.reasons) for f in ops.find_duplicates(s, probe, vault=vault)] == [
+            (them, ["phonetic_name"])]

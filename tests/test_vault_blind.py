@@ -231,6 +231,20 @@ def test_entries_for_a_person(blind):
     assert len([e for e in entries if e[0] == "name_dob"]) == 2
 
 
+def test_phonetic_pairs_cover_every_two_tokens_of_all_names(blind):
+    indexed = set(blind.phonetic_pairs(["Mohammed Hussein", "Abu Ali"], 1990))
+    code = {w: phonetic_keys(w).tokens[0] for w in ("Muhammad", "Husain", "Ali")}
+    # spelling variants of two tokens, even one from the main name and one from an alias
+    assert set(blind.pair_digests([code["Muhammad"], code["Husain"]], [1990])) <= indexed
+    assert set(blind.pair_digests([code["Husain"], code["Ali"]], ["1990-05-01"])) <= indexed
+    assert len(blind.phonetic_pairs(["Mohammed Hussein Rahman"], 1990)) == 3
+    # bound to the year; nothing without one (duplicate detection needs a year)
+    assert indexed.isdisjoint(blind.phonetic_pairs(["Mohammed Hussein", "Abu Ali"], 1991))
+    assert blind.phonetic_pairs(["Mohammed Hussein"], None) == []
+    # its own purpose: unrelated to the phonetic_name digests of the same codes
+    assert indexed.isdisjoint(blind.phonetic_name("Mohammed Hussein Abu Ali", 1990))
+
+
 def test_confirm_helpers():
     assert confirm_name_dob("Nguyen Van An", "1990-01-02", "An Văn Nguyễn", date(1990, 1, 2))
     assert not confirm_name_dob("Nguyen Van An", "1990-01-02", "Nguyen Van Binh", "1990-01-02")

@@ -60,7 +60,7 @@ from rso.registration.models import (
     Priority,
     SeaIncident,
 )
-from rso.vault.blind import _SEP, NAME_DOB, PHONETIC_NAME, BlindIndexer, _year
+from rso.vault.blind import _SEP, NAME_DOB, PHONETIC_NAME, PHONETIC_PAIR, BlindIndexer, _year
 from rso.vault.models import BlindIndexEntry, DataKey
 from rso.vault.normalise import normalise_date, normalise_name
 from rso.vault.phonetic import phonetic_keys
@@ -93,6 +93,7 @@ _INSERT_ENTRIES = (
     "VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
 )
 _DEFAULT_PRIORITY = Priority.NORMAL
+_PHONETIC = frozenset(ops.PHONETIC_LOOKUPS)
 
 
 # =========================================================================== memoised indexing
@@ -131,7 +132,7 @@ class _MemoIndexer(BlindIndexer):
             self._dates.clear()
 
     def digest(self, kind: str, normalised: str) -> str:
-        if kind != PHONETIC_NAME:
+        if kind != PHONETIC_NAME and kind != PHONETIC_PAIR:
             return super().digest(kind, normalised)
         d = self._phonetic.get(normalised)
         if d is None:
@@ -540,8 +541,8 @@ def _find_batch_duplicates(
             if found is None or not found[3]:
                 continue  # gone, or crypto-shredded: no longer anyone's duplicate
             sex, year = found[0], found[1]
-        if kind == PHONETIC_NAME and (year not in years[pidx] or not ops.sexes_compatible(probes_by_person[pidx].sex,
-                                                                                         sex)):
+        if kind in _PHONETIC and (year not in years[pidx] or not ops.sexes_compatible(probes_by_person[pidx].sex,
+                                                                                       sex)):
             continue
         per_kind.setdefault((pidx, kind), []).append(owner)
     strong: dict[int, set[int]] = {}
@@ -549,7 +550,7 @@ def _find_batch_duplicates(
     capped: set[int] = set()
     for (pidx, kind), owners in per_kind.items():
         owners.sort()
-        if kind == PHONETIC_NAME:
+        if kind in _PHONETIC:
             weak[pidx] = owners[:_CAP]
         else:
             strong.setdefault(pidx, set()).update(owners[:_CAP])

@@ -50,7 +50,7 @@ from rso.registration.models import (
     SeaIncident,
     Sex,
 )
-from rso.vault.blind import DOCUMENT, NAME_DOB, PHONE, PHONETIC_NAME, confirm_name_dob
+from rso.vault.blind import DOCUMENT, NAME_DOB, PHONE, PHONETIC_NAME, PHONETIC_PAIR, confirm_name_dob
 from rso.vault.errors import DataErased
 from rso.vault.models import BlindIndexEntry
 from rso.vault.normalise import normalise_country, normalise_date, normalise_document_number, normalise_phone
@@ -203,9 +203,33 @@ def _all_names(values: dict) -> list[str]:
 def _index_entries(vault, values: dict) -> list[tuple[str, str]]:
     docs = [(d["number"], d.get("issuing_country")) for d in values.get("documents") or []]
     phones = [values["phone"]] if values.get("phone") else []
-    return vault.blind.entries(
-        names=_all_names(values), dob=values.get("date_of_birth"), documents=docs, phones=phones
-    )
+    names = _all_names(values)
+    entries = vault.blind.entries(names=names, dob=values.get("date_of_birth"), documents=docs, phones=phones)
+    # pairs of name tokens + year: what duplicate detection looks up (duplicate_probe)
+    return entries + [(PHONETIC_PAIR, d) for d in vault.blind.phonetic_pairs(names, values.get("date_of_birth"))]
+
+
+def reindex_persons(s: Session, *, vault=None, batch_size: int = 1000) -> int:
+    """Rebuild every person's blind-index entries from their sealed fields, as registration writes
+    them (for a database indexed before an index kind was added, e.g. ``phonetic_pair``).
+    Erased persons are skipped. Returns how many persons were re-indexed; flushes per batch,
+    the caller commits."""
+    vault = _vault(vault)
+    done = last = 0
+    while True:
+        persons = s.scalars(select(Person).where(Person.id > last).order_by(Person.id).limit(batch_size)).all()
+        if not persons:
+            return done
+        for person in persons:
+            last = person.id
+            try:
+                bk = _bound(s, vault, person.data_key_id)
+            except DataErased:
+                continue
+            values = _open_fields(bk, person, CONFIRM_FIELDS)
+            set_blind_indexes(s, OWNER, person.id, person.data_key_id, _index_entries(vault, values))
+            done += 1
+        s.flush()
 
 
 def _age_assessment_for_storage(value):
@@ -400,6 +424,9 @@ def phonetic_peer(probe: DuplicateProbe) -> list:
     return where
 
 
+#: the look-ups that find candidates by the phonetic name alone
+PHONETIC_LOOKUPS = (PHONETIC_NAME, PHONETIC_PAIR)
+
 #: the fields a candidate is opened for, to confirm an index hit
 CONFIRM_FIELDS = ("given_name", "family_name", "other_names", "date_of_birth", "documents", "phone")
 
@@ -425,10 +452,12 @@ def duplicate_probe(vault, values: dict, *, blind=None, keys=phonetic_keys) -> D
     need = min(2, len(my_tokens))
     if my_tokens and year:
         years = [year - 1, year, year + 1] if values.get("dob_estimated") else [year]
-        digests = _phonetic_digests(vault, sorted(my_tokens), years, blind=blind)
-        # truncated digests of two tokens can coincide: never ask for more distinct ones than exist
-        distinct = len(_phonetic_digests(vault, sorted(my_tokens), [year], blind=blind))
-        lookups.append((PHONETIC_NAME, digests, min(need, distinct)))
+        if need >= 2:
+            # two tokens in common: one look-up of the pair index (its buckets hold the people
+            # sharing both tokens, not everyone sharing the commoner one)
+            lookups.append((PHONETIC_PAIR, blind.pair_digests(my_tokens, years), 1))
+        else:
+            lookups.append((PHONETIC_NAME, _phonetic_digests(vault, sorted(my_tokens), years, blind=blind), 1))
     return DuplicateProbe(
         lookups=lookups,
         dob=dob,
@@ -510,7 +539,7 @@ def find_duplicates(
     probe = duplicate_probe(vault, values)
     ids: set[int] = set()
     for kind, digests, at_least in probe.lookups:
-        where = phonetic_peer(probe) if kind == PHONETIC_NAME else ()
+        where = phonetic_peer(probe) if kind in PHONETIC_LOOKUPS else ()
         ids.update(_candidates(s, kind, digests, at_least=at_least, where=where))
     if not ids:
         return []

@@ -11,6 +11,10 @@ Index kinds (:data:`DEFAULT_BITS`):
                    of birth (ISO; partial dates stay partial)
 ``phonetic_name``  one entry per phonetic token code and one for the whole name
                    (:mod:`rso.vault.phonetic`), each + year of birth
+``phonetic_pair``  one entry per pair of token codes the person's names carry (all names
+                   together) + year of birth: duplicate detection's "two name tokens in
+                   common" look-up, whose buckets hold the people sharing both tokens, not
+                   everyone sharing the commoner one (:meth:`BlindIndexer.phonetic_pairs`)
 ``document``       document number (type-agnostic) + issuing country
 ``phone``          phone number, digits with country code
 
@@ -28,6 +32,9 @@ is nearly unique per person; Poisson(7.6) leaves well under 1% of occupied bucke
 single person). ``phonetic_name`` uses the same 17 bits: counting only the whole-name
 entries it is again 7.6 per bucket; each person adds about three token entries more, and
 common names (Mohammed + 1990) share buckets anyway, so real buckets are larger still.
+``phonetic_pair`` too: a person adds one to three pairs (more with aliases), so at 1,000,000
+persons 17 bits leave some 15-25 pairs per bucket, and a pair of tokens + year is less
+identifying than a whole name + date of birth.
 Smaller populations give smaller buckets; lower the bits (``BlindIndexer(bits=...)``) if a
 deployment will stay small. ``document`` and ``phone`` keep **64 bits**: a collision is
 expected only after ~4 billion values, so they are effectively exact (and identifying
@@ -63,9 +70,10 @@ NAME_DOB = "name_dob"
 PHONETIC_NAME = "phonetic_name"
 DOCUMENT = "document"
 PHONE = "phone"
+PHONETIC_PAIR = "phonetic_pair"
 
 #: bits kept per index kind (see the module docstring for the arithmetic)
-DEFAULT_BITS: dict[str, int] = {NAME_DOB: 17, PHONETIC_NAME: 17, DOCUMENT: 64, PHONE: 64}
+DEFAULT_BITS: dict[str, int] = {NAME_DOB: 17, PHONETIC_NAME: 17, PHONETIC_PAIR: 17, DOCUMENT: 64, PHONE: 64}
 #: the longest digest any kind produces (64 bits → 16 hex characters)
 DIGEST_MAX_LEN = 16
 _PURPOSE_PREFIX = b"rso/blind-index/v1/"
@@ -137,6 +145,27 @@ class BlindIndexer:
         (e.g. a family name) to match every person carrying it."""
         year = _year(birth_year)
         return sorted({self.digest(PHONETIC_NAME, code + _SEP + year) for code in phonetic_keys(name).all()})
+
+    def phonetic_pairs(self, names: Iterable[str], birth_year: int | str | date | None) -> list[str]:
+        """One digest per pair of phonetic token codes carried by ``names`` (a person's names
+        together: a token of the main name and one of an alias pair too), bound to the year of
+        birth; nothing without a year. Look up with :meth:`pair_digests` of the probe's codes."""
+        codes: set[str] = set()
+        for name in names:
+            if name and name.strip():
+                codes.update(phonetic_keys(name).tokens)
+        return self.pair_digests(codes, [birth_year]) if _year(birth_year) else []
+
+    def pair_digests(self, codes: Iterable[str], years: Iterable[int | str | date | None]) -> list[str]:
+        """The ``phonetic_pair`` digest of every pair of ``codes`` in each of ``years``."""
+        ordered = sorted(set(codes))
+        out = set()
+        for y in years:
+            year = _year(y)
+            for i, a in enumerate(ordered):
+                for b in ordered[i + 1 :]:
+                    out.add(self.digest(PHONETIC_PAIR, a + _SEP + b + _SEP + year))
+        return sorted(out)
 
     def phonetic_entries(self, name: str, birth_year: int | str | date | None) -> list[tuple[str, str]]:
         """``[(kind, digest), ...]`` ready for :func:`rso.vault.operations.set_blind_indexes`."""
