@@ -159,3 +159,40 @@ def test_search_uses_no_offset_and_only_decrypts_the_page(app, cw):
         assert len(person_pages) == 2
         assert all("OFFSET" not in st or params[-1] == 0 for st, params in person_pages)
         assert "PERSONS.ID <" in person_pages[1][0]
+
+
+def test_search_page_issues_no_query_per_row(app, cw, web):
+    from sqlalchemy import event
+
+    def register(n, start):
+        with app.app_context(), session_scope(app) as s:
+            for i in range(start, start + n):
+                ops.register_case(s, cw, case_payload([member(given_name=f"N{chr(97 + i)}x", family_name="Same"),
+                                                       member(given_name=f"K{chr(97 + i)}y", family_name="Same",
+                                                              relationship="spouse", sex="F")]))
+
+    def statements(url):
+        count = 0
+
+        def _on(*args):
+            nonlocal count
+            count += 1
+
+        engine = app.extensions["rso_engine"]
+        event.listen(engine, "before_cursor_execute", _on)
+        try:
+            resp = web.client.get(url)
+        finally:
+            event.remove(engine, "before_cursor_execute", _on)
+        assert resp.status_code == 200
+        return count, resp.get_data(as_text=True)
+
+    web.login(cw.username)
+    register(2, 0)
+    web.client.get("/search?name=Same")  # warm up (first-request work)
+    few, html = statements("/search?name=Same")
+    assert html.count("-2026-") >= 2 or html.count("Same") >= 4
+    register(10, 2)
+    many, html = statements("/search?name=Same")
+    assert html.count("Same") >= 24  # all 24 members listed
+    assert many == few

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.orm import Session, joinedload, lazyload
+from sqlalchemy.orm import Session, contains_eager, joinedload, lazyload
 
 from rso.audit.operations import record
 from rso.db import check_version, utcnow
@@ -52,7 +52,7 @@ from rso.registration.models import (
 )
 from rso.vault.blind import DOCUMENT, NAME_DOB, PHONE, PHONETIC_NAME, PHONETIC_PAIR, confirm_name_dob
 from rso.vault.errors import DataErased
-from rso.vault.models import BlindIndexEntry
+from rso.vault.models import BlindIndexEntry, DataKey
 from rso.vault.normalise import normalise_country, normalise_date, normalise_document_number, normalise_phone
 from rso.vault.operations import data_key_for, set_blind_indexes
 from rso.vault.phonetic import phonetic_keys
@@ -185,6 +185,14 @@ def _open_fields(bk, person: Person, names=SEALED_PERSON_FIELDS) -> dict:
         )
         for name in names
     }
+
+
+def _load_data_keys(s: Session, people) -> list[DataKey]:
+    """The data keys of ``people`` in one query, so opening each person's fields finds its key in
+    the session instead of asking the database per row. Keep the list while opening: the
+    session holds loaded objects only as long as someone does."""
+    ids = {p.data_key_id for p in people}
+    return s.scalars(select(DataKey).where(DataKey.id.in_(ids))).all() if ids else []
 
 
 def _bound(s: Session, vault, data_key_id: int):
@@ -547,7 +555,9 @@ def find_duplicates(
     if exclude_case_id is not None:
         stmt = stmt.where(Person.case_id != exclude_case_id)
     matches: list[Match] = []
-    for cand in s.scalars(stmt.order_by(Person.id)):
+    candidates = s.scalars(stmt.order_by(Person.id)).all()
+    keys = _load_data_keys(s, candidates)  # noqa: F841 - held so the session keeps them for data_key_for
+    for cand in candidates:
         try:
             bk = _bound(s, vault, cand.data_key_id)
         except DataErased:
@@ -1341,7 +1351,8 @@ def search_persons(
     vault = _vault(vault)
     limit = max(1, min(int(limit or 50), 200))
     errors = {}
-    stmt = select(Person).join(Case, Case.id == Person.case_id)
+    # each row is shown with its case (and office): loaded per page, not per row
+    stmt = select(Person).join(Case, Case.id == Person.case_id).options(contains_eager(Person.case))
     if user.office_id is not None:
         stmt = stmt.where(Person.office_id == user.office_id)
     if office:
@@ -1406,6 +1417,7 @@ def search_persons(
     while len(hits) <= limit:
         page = stmt.where(Person.id < cursor) if cursor else stmt
         rows = s.scalars(page.limit(batch)).all()
+        keys = _load_data_keys(s, rows)  # noqa: F841 - held so the session keeps them for data_key_for
         for p in rows:
             cursor = p.id
             if not needs_confirm and len(hits) >= limit:
