@@ -50,6 +50,7 @@ Digests are lower-case hex strings of ``ceil(bits / 4)`` characters (5 for 17 bi
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -198,6 +199,7 @@ class BlindIndexer:
         return sorted(out)
 
 
+@functools.lru_cache(maxsize=65_536)
 def _year(value: int | str | date | datetime | None) -> str:
     if value is None or value == "":
         return ""

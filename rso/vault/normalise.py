@@ -5,6 +5,7 @@ when a value cannot be normalised.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date, datetime
@@ -100,6 +101,7 @@ _DATE_RE = re.compile(r"^(\d{4})(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?$")
 _COMPACT_DATE_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 
 
+@functools.lru_cache(maxsize=65_536)  # pure, and dates repeat: each is normalised several times
 def normalise_date(value: date | datetime | str | None, *, field: str = "date_of_birth") -> str:
     """ISO ``yyyy-mm-dd``; partial dates (often all a refugee knows) stay partial: ``yyyy`` or
     ``yyyy-mm``. Accepts date/datetime objects and ``yyyy-mm-dd``, ``yyyy/mm/dd``,
