@@ -60,6 +60,7 @@ from rso.registration.models import (
     PersonStatus,
     Priority,
     SeaIncident,
+    Sex,
 )
 from rso.vault.blind import _SEP, NAME_DOB, PHONETIC_NAME, PHONETIC_PAIR, BlindIndexer, _year
 from rso.vault.models import BlindIndexEntry, DataKey
@@ -390,8 +391,10 @@ def _resolve_incidents(s: Session, ctx: BulkContext, office: Office, households:
 
 
 # =========================================================================== duplicates
-def _probe_rows(s: Session, probes: list[tuple[int, str, list[str], int]]) -> list[tuple[int, str, int]]:
-    """``(probe index, kind, owner id)`` for every person owning at least ``at_least`` of a
+def _probe_rows(
+    s: Session, probes: list[tuple[int, str, list[str], int]]
+) -> list[tuple[int, str, Iterable[int]]]:
+    """``(probe index, kind, owner ids)``: the persons owning at least ``at_least`` of a
     probe's digests (``operations._candidates`` for a whole batch): one ``IN`` query per index
     kind and chunk of digests; the owners are then counted per probe here."""
     by_kind: dict[str, set[str]] = {}
@@ -419,24 +422,30 @@ def _probe_rows(s: Session, probes: list[tuple[int, str, list[str], int]]) -> li
             found = sets[key] = set(buckets.get(key, ()))
         return found
 
-    out: list[tuple[int, str, int]] = []
+    out: list[tuple[int, str, Iterable[int]]] = []
     for p, kind, digests, at_least in probes:
         distinct = set(digests)
+        owners: Iterable[int]
         if at_least <= 1:
-            owners: set[int] = set()
-            for d in distinct:
-                owners.update(buckets.get((kind, d), ()))
+            if len(distinct) == 1:
+                # an owner holds each digest once (set_blind_indexes keeps entries unique)
+                owners = buckets.get((kind, next(iter(distinct))), ())
+            else:
+                owners = set()
+                for d in distinct:
+                    owners.update(buckets.get((kind, d), ()))
         elif at_least == 2 and len(distinct) == 2:
             a, b = distinct
             owners = owners_of((kind, a)) & owners_of((kind, b))
         else:
-            # an owner holds each digest once (set_blind_indexes keeps entries unique), so
-            # counting owners over the distinct digests counts distinct digests per owner
+            # each owner holds a digest once, so counting owners over the distinct digests
+            # counts distinct digests per owner
             seen: Counter = Counter()
             for d in distinct:
                 seen.update(buckets.get((kind, d), ()))
             owners = {o for o, n in seen.items() if n >= at_least}
-        out.extend((p, kind, o) for o in owners)
+        if owners:
+            out.append((p, kind, owners))
     return out
 
 
@@ -527,25 +536,38 @@ def _find_batch_duplicates(
         v = values[j]
         e = batch_entries[pid] = (1, rules.birth_year(v.get("date_of_birth")), str(v.get("sex")), _confirm_values(v))
         ctx.remember(pid, e)
-    plain = _plain_columns(s, {o for _p, _k, o in hits if o not in in_batch})
+    external: set[int] = set()
+    for _p, _k, owners in hits:
+        external.update(owners)
+    plain = _plain_columns(s, external.difference(in_batch))
     years = [set(p.phonetic_years) for p in probes_by_person]
+    # the sexes a phonetic-only candidate may have (ops.sexes_compatible), None: any
+    sexes = [None if not p.sex or p.sex == Sex.OTHER.value else {p.sex, Sex.OTHER.value, None, ""}
+             for p in probes_by_person]
+    batch_sex = [None if v.get("sex") is None else str(v["sex"]) for v in values]
+    batch_year = [batch_entries[pid][1] for pid in person_ids]
     per_kind: dict[tuple[int, str], list[int]] = {}
-    for pidx, kind, owner in hits:
-        j = in_batch.get(owner)
-        if j is not None:
-            # only persons registered before this one's case (never its own case, never a later one)
-            if case_index[j] >= case_index[pidx]:
+    for pidx, kind, owners in hits:
+        phonetic = kind in _PHONETIC
+        mine, ok_years, ok_sexes = case_index[pidx], years[pidx], sexes[pidx]
+        keep = []
+        for owner in owners:
+            j = in_batch.get(owner)
+            if j is not None:
+                # only persons registered before this one's case (never its own case, never a later one)
+                if case_index[j] >= mine:
+                    continue
+                sex, year = batch_sex[j], batch_year[j]
+            else:
+                found = plain.get(owner)
+                if found is None or not found[3]:
+                    continue  # gone, or crypto-shredded: no longer anyone's duplicate
+                sex, year = found[0], found[1]
+            if phonetic and (year not in ok_years or (ok_sexes is not None and sex not in ok_sexes)):
                 continue
-            sex, year = values[j].get("sex"), rules.birth_year(values[j].get("date_of_birth"))
-        else:
-            found = plain.get(owner)
-            if found is None or not found[3]:
-                continue  # gone, or crypto-shredded: no longer anyone's duplicate
-            sex, year = found[0], found[1]
-        if kind in _PHONETIC and (year not in years[pidx] or not ops.sexes_compatible(probes_by_person[pidx].sex,
-                                                                                       sex)):
-            continue
-        per_kind.setdefault((pidx, kind), []).append(owner)
+            keep.append(owner)
+        if keep:
+            per_kind[(pidx, kind)] = keep
     strong: dict[int, set[int]] = {}
     weak: dict[int, list[int]] = {}
     capped: set[int] = set()
