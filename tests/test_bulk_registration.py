@@ -365,3 +365,31 @@ def test_phonetic_duplicates_come_from_the_pair_index_and_reindexing_restores_it
         assert s.scalar(pairs) == len(expected)
         assert [(f.candidate.id, f.reasons) for f in ops.find_duplicates(s, probe, vault=vault)] == [
             (them, ["phonetic_name"])]
+
+
+def test_bulk_run_sees_a_correction_made_between_its_batches(app, cw):
+    """What a run remembers of a candidate is used only while the person's row is unchanged:
+    corrected between two batches, the candidate is opened again and judged on its new name."""
+    vault = vault_for(app)
+    ctx = BulkContext(vault)
+    karim = member(given_name="Karim", family_name="Ullah", sex="M", date_of_birth="1988-05-05",
+                   phone="+62 811 222 333")
+    with app.app_context(), session_scope(app) as s:
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        done = register_households_bulk(s, vault, [rules.validate_case(case_payload([karim]))], office=office,
+                                        user=cw, context=ctx)
+        them = done.person_ids[0][0]
+        same = register_households_bulk(s, vault, [rules.validate_case(case_payload([karim]))], office=office,
+                                        user=cw, context=ctx)
+        case_id, pid = s.get(Case, done.case_ids[0]).public_id, s.get(Person, them).public_id
+        ops.correct_case(s, cw, case_id, {"version": 1, "reason": "spelling from the passport",
+                                          "members": [{"id": pid, "given_name": "Rahim", "family_name": "Baig"}]},
+                         vault=vault)
+        s.flush()
+        after = register_households_bulk(s, vault, [rules.validate_case(case_payload([karim]))], office=office,
+                                         user=cw, context=ctx)
+    assert same.candidates_opened == 0  # remembered from the first batch
+    assert [(c, r) for _p, c, r, _v in same.duplicates] == [(them, ["same_phone", "same_name_dob", "phonetic_name"])]
+    assert after.candidates_opened == 1  # changed since: opened again
+    got = {c: (r, v["given_name"]) for _p, c, r, v in after.duplicates}
+    assert got[them] == (["same_phone"], "Rahim")
