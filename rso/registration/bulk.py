@@ -8,18 +8,24 @@
   so the numbers are the ones ``register_case`` would have given one by one;
 * data keys: :func:`rso.vault.operations.create_data_keys` (one insert);
 * cases, persons, needs, photos, blind-index entries: one insert each (lists of dicts);
-* duplicate detection: one query per batch joins every person's probe digests (a ``VALUES``
-  list) with the blind-index entries, grouped per person and candidate; candidates are then
-  confirmed by decrypting them, exactly as :func:`~rso.registration.operations.find_duplicates`
-  does (the probe and the confirmation are the same functions), and pending
+* duplicate detection: one ``IN`` query per index kind fetches the entries of every digest the
+  batch's probes (:func:`~rso.registration.operations.duplicate_probe`) look up; the owners are
+  gathered per person here. Phonetic candidates are filtered on plain columns (compatible sex,
+  birth year) before anything is decrypted, the others confirmed by decrypting them with the
+  same :func:`~rso.registration.operations.match_reasons` as
+  :func:`~rso.registration.operations.find_duplicates`, so both list the same matches. A
+  phonetic-only candidate's place in the list is known before it is opened, so only as many
+  as can still enter a person's ten are confirmed; what a run decrypted or registered is kept
+  (bounded, in memory) for its later batches while the row is unchanged. Pending
   :class:`~rso.registration.models.DuplicateDecision` rows are written. Persons earlier in the
   same batch are candidates of later ones, as they would be when registered one by one;
 * audit: one ``case.create_bulk`` event per batch listing the case ids (no personal data).
 
 Sealing goes through the same helpers as ``register_case`` (same associated data: table,
 column, person public id), blind-index entries through the same ``_index_entries``; only the
-phonetic keys and phonetic digests are memoised for the run (:class:`_MemoIndexer`), which
-``tests/test_bulk_registration.py`` checks against the vault's own indexer.
+phonetic keys, folded names, dates and name digests are memoised for the run
+(:class:`_MemoIndexer`), which ``tests/test_bulk_registration.py`` checks against the vault's
+own indexer.
 
 Who may call: the manifest import (``rso.registration.imports``) and benchmarks, for users
 holding ``case.import`` at that office. Refuses another office than the user's (office
