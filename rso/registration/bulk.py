@@ -121,7 +121,6 @@ class _MemoIndexer(BlindIndexer):
         self._codes: dict[str, tuple[str, ...]] = {}
         self._phonetic: dict[str, str] = {}
         self._years: dict[object, str] = {}
-        self._names: dict[tuple, list[str]] = {}
         self._tokens: dict[str, str] = {}
         self._dates: dict[object, str] = {}
         self._batch: dict[tuple, str] = {}
@@ -132,8 +131,6 @@ class _MemoIndexer(BlindIndexer):
             self._phonetic.clear()
         if len(self._codes) > 200_000:
             self._codes.clear()
-        if len(self._names) > 500_000:
-            self._names.clear()
         if len(self._tokens) > 200_000:
             self._tokens.clear()
         if len(self._dates) > 200_000:
@@ -148,19 +145,15 @@ class _MemoIndexer(BlindIndexer):
         return d
 
     def phonetic_name(self, name, birth_year) -> list[str]:
-        # BlindIndexer.phonetic_name with the name's codes, the year's text and the result memoised
-        key = (name, birth_year)
-        found = self._names.get(key)
-        if found is not None:
-            return list(found)
+        # BlindIndexer.phonetic_name with the name's codes and the year's text memoised (the
+        # result itself is not: a name with a year seldom comes twice)
         codes = self._codes.get(name)
         if codes is None:
             codes = self._codes[name] = tuple(self._keys(name).all())
         year = self._years.get(birth_year)
         if year is None:
             year = self._years[birth_year] = _year(birth_year)
-        found = self._names[key] = sorted({self.digest(PHONETIC_NAME, code + _SEP + year) for code in codes})
-        return list(found)
+        return sorted({self.digest(PHONETIC_NAME, code + _SEP + year) for code in codes})
 
     def name_dob(self, name, dob) -> str:
         # BlindIndexer.name_dob with the folded name tokens and the normalised date memoised
