@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from rso import create_app
+from rso.db import Base, make_engine, session_scope
+from rso.reference.loader import load_reference_data
+from rso.users.operations import create_user
 from tests.conftest import TEST_PASSWORD
 
 
@@ -28,10 +32,31 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _server_database(database_url: str, tmp_path) -> str:
+    """PostgreSQL: the test database. SQLite: a file of the servers' own. Other processes must not
+    share the test process's SQLite file: tests that read the file's bytes (the at-rest scans)
+    drop this process's POSIX locks on it, and a server opening it then would reset the WAL
+    index under this process's pooled connections."""
+    if database_url.startswith("postgresql"):
+        return database_url
+    url = f"sqlite:///{tmp_path / 'server.sqlite'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
 @pytest.fixture
-def serve(app, make_user, database_url, keyring_path, tmp_path):
-    make_user("caseworker", username="server-cw")
-    env = {**os.environ, "RSO_DATABASE_URL": database_url, "RSO_KEY_FILE": str(keyring_path),
+def serve(app, database_url, keyring_path, tmp_path):
+    url = _server_database(database_url, tmp_path)
+    server_app = create_app({"DATABASE_URL": url, "KEY_FILE": str(keyring_path), "INSTANCE_PATH": str(tmp_path),
+                             "SECRET_KEY": app.config["SECRET_KEY"]})
+    with session_scope(server_app) as s:
+        load_reference_data(s)
+        create_user(s, username="server-cw", password=TEST_PASSWORD, role="caseworker", office_code="IDN-JKT",
+                    mfa_exempt=True)
+    server_app.extensions["rso_engine"].dispose()
+    env = {**os.environ, "RSO_DATABASE_URL": url, "RSO_KEY_FILE": str(keyring_path),
            "RSO_SECRET_KEY": app.config["SECRET_KEY"], "RSO_INSTANCE_PATH": str(tmp_path)}
     procs = []
 
@@ -93,8 +118,6 @@ def test_postgresql_pool_per_process_is_configured_from_the_environment(database
                                                                         monkeypatch):
     if not database_url.startswith("postgresql"):
         pytest.skip("connection pooling settings apply to PostgreSQL")
-    from rso import create_app
-
     monkeypatch.setenv("RSO_DB_POOL_SIZE", "3")
     monkeypatch.setenv("RSO_DB_MAX_OVERFLOW", "1")
     app = create_app({"DATABASE_URL": database_url, "KEY_FILE": str(keyring_path), "INSTANCE_PATH": str(tmp_path),
