@@ -79,6 +79,40 @@ def db_load_reference() -> None:
     console.print(counts)
 
 
+@db.command("reindex-persons")
+@click.option("--batch-size", default=2000, show_default=True)
+def db_reindex_persons(batch_size: int) -> None:
+    """Rebuild every person's blind-index entries (after an upgrade adds an index kind). Online,
+    committed per batch; safe to interrupt and run again. Audited (count only)."""
+    from rich.progress import Progress
+    from sqlalchemy import func, select
+
+    from rso.audit.operations import record
+    from rso.db import session_scope
+    from rso.registration.models import Person
+    from rso.registration.operations import reindex_persons
+    from rso.vault.runtime import vault_for
+
+    app = _app()
+    vault = vault_for(app)
+    with session_scope(app) as s:
+        total = s.scalar(select(func.count()).select_from(Person)) or 0
+    done, last = 0, 0
+    with app.app_context(), Progress(console=console) as bar:
+        task = bar.add_task("re-indexing persons", total=total)
+        while True:
+            with session_scope(app) as s:
+                n, last_seen = reindex_persons(s, vault=vault, batch_size=batch_size, after=last, limit=batch_size)
+            done += n
+            if not last_seen:
+                break
+            bar.update(task, completed=min(total, bar.tasks[0].completed + batch_size))
+            last = last_seen
+        with session_scope(app) as s:
+            record(s, "persons.reindex", object_type="persons", detail={"persons": done})
+    console.print(f"[green]Re-indexed {done:,} persons.[/]")
+
+
 # ---- users -------------------------------------------------------------------
 
 @main.group()

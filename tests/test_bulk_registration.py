@@ -361,7 +361,7 @@ def test_phonetic_duplicates_come_from_the_pair_index_and_reindexing_restores_it
         # as a database indexed before the pair index existed
         s.execute(delete(BlindIndexEntry).where(BlindIndexEntry.kind == "phonetic_pair"))
         assert ops.find_duplicates(s, probe, vault=vault) == []
-        assert ops.reindex_persons(s, vault=vault) == 1
+        assert ops.reindex_persons(s, vault=vault) == (1, 0)
         assert s.scalar(pairs) == len(expected)
         assert [(f.candidate.id, f.reasons) for f in ops.find_duplicates(s, probe, vault=vault)] == [
             (them, ["phonetic_name"])]

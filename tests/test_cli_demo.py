@@ -56,3 +56,21 @@ def test_worker_refuses_without_redis_url(instance_env, monkeypatch):
     monkeypatch.delenv("RSO_REDIS_URL", raising=False)
     result = CliRunner().invoke(cli.main, ["worker", "--burst"])
     assert result.exit_code == 2 and "RSO_REDIS_URL" in result.output
+
+
+def test_reindex_persons_rebuilds_the_blind_indexes_in_committed_batches(instance_env):
+    assert CliRunner().invoke(cli.main, ["demo", "--password", "demo password 1", "--persons", "12"]).exit_code == 0
+    engine = create_engine(f"sqlite:///{instance_env / 'demo.sqlite'}")
+    count = "SELECT count(*) FROM blind_index_entries WHERE kind = 'phonetic_pair'"
+    with engine.begin() as conn:
+        before = conn.execute(text(count)).scalar()
+        conn.execute(text("DELETE FROM blind_index_entries WHERE kind = 'phonetic_pair'"))  # an older database
+    assert before > 0
+    result = CliRunner().invoke(cli.main, ["db", "reindex-persons", "--batch-size", "5"])
+    assert result.exit_code == 0, result.output
+    assert "Re-indexed" in result.output
+    with engine.connect() as conn:
+        assert conn.execute(text(count)).scalar() == before
+        detail = conn.execute(text("SELECT detail FROM audit_events WHERE action = 'persons.reindex'")).scalar()
+    assert detail is not None and '"persons": ' in detail
+    engine.dispose()

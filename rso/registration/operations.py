@@ -217,19 +217,26 @@ def _index_entries(vault, values: dict) -> list[tuple[str, str]]:
     return entries + [(PHONETIC_PAIR, d) for d in vault.blind.phonetic_pairs(names, values.get("date_of_birth"))]
 
 
-def reindex_persons(s: Session, *, vault=None, batch_size: int = 1000) -> int:
-    """Rebuild every person's blind-index entries from their sealed fields, as registration writes
-    them (for a database indexed before an index kind was added, e.g. ``phonetic_pair``).
-    Erased persons are skipped. Returns how many persons were re-indexed; flushes per batch,
-    the caller commits."""
+def reindex_persons(
+    s: Session, *, vault=None, batch_size: int = 1000, after: int = 0, limit: int | None = None
+) -> tuple[int, int]:
+    """Rebuild persons' blind-index entries from their sealed fields, as registration writes
+    them (for a database indexed before an index kind was added, e.g. ``phonetic_pair``), in id
+    order from ``after``, at most ``limit`` persons. Erased persons are skipped. Returns
+    ``(persons re-indexed, last id seen)`` (0 when none is left), so a caller can commit per call
+    and resume from the last id; flushes per batch, never commits."""
     vault = _vault(vault)
-    done = last = 0
-    while True:
-        persons = s.scalars(select(Person).where(Person.id > last).order_by(Person.id).limit(batch_size)).all()
+    done, last = 0, after
+    seen = 0
+    while limit is None or seen < limit:
+        size = batch_size if limit is None else min(batch_size, limit - seen)
+        persons = s.scalars(select(Person).where(Person.id > last).order_by(Person.id).limit(size)).all()
         if not persons:
-            return done
+            return done, 0
+        keys = _load_data_keys(s, persons)  # noqa: F841 - held so the session keeps them for data_key_for
         for person in persons:
             last = person.id
+            seen += 1
             try:
                 bk = _bound(s, vault, person.data_key_id)
             except DataErased:
@@ -238,6 +245,7 @@ def reindex_persons(s: Session, *, vault=None, batch_size: int = 1000) -> int:
             set_blind_indexes(s, OWNER, person.id, person.data_key_id, _index_entries(vault, values))
             done += 1
         s.flush()
+    return done, last
 
 
 def _age_assessment_for_storage(value):
