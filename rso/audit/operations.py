@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from rso.audit.models import AuditEvent
-from rso.db import utcnow
+from rso.db import insert_rows, new_ids, utcnow
 
 GENESIS = "0" * 64
 
@@ -57,13 +57,20 @@ def record(
     ip: str | None = None,
 ) -> AuditEvent:
     """Append one event. ``actor`` defaults to the request's user; ``detail`` must hold no personal data."""
+    return record_many(s, [event(action, actor=actor, object_type=object_type, object_id=object_id, detail=detail,
+                                 ip=ip)])[0]
+
+
+def event(
+    action: str, *, actor=None, object_type: str = "", object_id: object = "", detail: dict | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """An event not yet in the chain (for :func:`record_many`); defaults as :func:`record`."""
     if actor is None and has_request_context():
         actor = g.get("user")
     if ip is None and has_request_context():
         ip = request.remote_addr or ""
-    _lock_chain(s)
-    prev = s.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).scalar()
-    ev = AuditEvent(
+    return AuditEvent(
         at=utcnow(),
         actor_id=getattr(actor, "id", None),
         actor=getattr(actor, "username", "") or "",
@@ -73,14 +80,32 @@ def record(
         object_id=str(object_id or ""),
         ip=ip or "",
         detail=json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, default=str),
-        prev_hash=prev or GENESIS,
-        hash="",
     )
-    s.add(ev)
-    s.flush()  # assigns the id, which the hash covers (so reordering is detected)
-    ev.hash = _event_hash(ev.prev_hash, ev)
-    s.flush()
-    return ev
+
+
+_COLUMNS = ("id", "at", "actor_id", "actor", "role", "action", "object_type", "object_id", "ip", "detail",
+            "prev_hash", "hash")
+
+
+def record_many(s: Session, events: list[AuditEvent]) -> list[AuditEvent]:
+    """Append ``events`` (from :func:`event`) in order with one insert: each gets its id and the
+    hash linking it to the one before (the ids are drawn first, since the hash covers them)."""
+    if not events:
+        return []
+    _lock_chain(s)
+    last = s.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
+    prev = last.hash if last else GENESIS
+    if s.get_bind().dialect.name == "sqlite":
+        # the chain is locked (every SQLite transaction holds the write lock): the next ids follow the last
+        first = (last.id if last else 0) + 1
+        ids = list(range(first, first + len(events)))
+    else:
+        ids = new_ids(s, AuditEvent.__table__, len(events))
+    for ev, ev_id in zip(events, ids, strict=True):
+        ev.id, ev.prev_hash = ev_id, prev
+        ev.hash = prev = _event_hash(prev, ev)
+    insert_rows(s, AuditEvent.__table__, [{c: getattr(ev, c) for c in _COLUMNS} for ev in events])
+    return events
 
 
 @dataclass

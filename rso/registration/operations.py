@@ -25,7 +25,8 @@ from datetime import date
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, joinedload, lazyload
 
-from rso.audit.operations import record
+from rso.audit.operations import event as audit_event
+from rso.audit.operations import record, record_many
 from rso.db import check_version, utcnow
 from rso.errors import Conflict, NotFound, Refused, ValidationFailed
 from rso.reference.loader import codes
@@ -746,6 +747,7 @@ def register_cases(
     for pid, cid, reasons, values in done.duplicates:
         found.setdefault(pid, []).append((cid, reasons, values))
     out = []
+    created = []
     for n, (data, case_id, person_ids) in enumerate(zip(cases, done.case_ids, done.person_ids, strict=True)):
         case = by_case[case_id]
         persons = [people[i] for i in person_ids]
@@ -755,15 +757,17 @@ def register_cases(
             for cid, reasons, values in found.get(pid, ()):
                 duplicates.append(decisions[(pid, cid)])
                 matches.setdefault(i, []).append(Match(candidates[cid], reasons, values))
-        record(s, "case.create", actor=user, object_type="case", object_id=case.id, ip=ips[n] if ips else None, detail={
+        created.append(audit_event("case.create", actor=user, object_type="case", object_id=case.id,
+                                   ip=ips[n] if ips else None, detail={
             "case_number": case.case_number,
             "office": office.code,
             "members": len(persons),
             "persons": person_ids,
             "possible_duplicates": len(duplicates),
             "priority": str(case.priority),
-        })
+        }))
         out.append(Registration(case, persons, duplicates, matches, data))
+    record_many(s, created)  # one append for the batch, one event per case
     return out
 
 
