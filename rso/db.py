@@ -162,7 +162,10 @@ def _sqlite_gate_path(url: str) -> str | None:
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         timeout = 30
-        engine = create_engine(url, connect_args={"timeout": timeout}, **kwargs)
+        # as many pooled connections as a server process has threads (and a spare for its batch
+        # writer): past the pool, every request would open a connection and set it up again
+        pool = {"pool_size": 16, "max_overflow": 16} | kwargs
+        engine = create_engine(url, connect_args={"timeout": timeout}, **pool)
         gate = WriteGate(_sqlite_gate_path(url), timeout)
 
         @event.listens_for(engine, "connect")

@@ -92,6 +92,7 @@ class RegistrationBatcher:
                     self._finish(job, error=AppError("The registration could not be completed; try again."))
 
     def _write(self, batch: list[_Job]) -> None:
+        from rso.audit.operations import record_many
         from rso.registration.operations import register_cases, registration_dict
         from rso.users.models import User
 
@@ -99,12 +100,15 @@ class RegistrationBatcher:
         for job in batch:
             groups.setdefault((job.user_id, (job.data.get("office") or "").upper()), []).append(job)
         answers: list[tuple[_Job, dict]] = []
+        reads: list = []  # the audited reads of the answers, appended to the trail together
         with self._session_factory() as s, s.begin():
             for (user_id, _office), jobs in groups.items():
                 user = s.get(User, user_id)  # this session's copy: the request's belongs to its thread
                 regs = register_cases(s, user, [j.data for j in jobs], vault=self._vault, ips=[j.ip for j in jobs])
                 for job, reg in zip(jobs, regs, strict=True):
-                    answers.append((job, registration_dict(s, user, reg, endpoint=job.endpoint, ip=job.ip)))
+                    body = registration_dict(s, user, reg, endpoint=job.endpoint, ip=job.ip, pending=reads)
+                    answers.append((job, body))
+            record_many(s, reads)
         for job, body in answers:  # committed: now each request may answer
             self._finish(job, result=body)
 

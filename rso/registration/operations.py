@@ -326,25 +326,21 @@ def get_person(s: Session, user, person_ref: str) -> Person:
 
 
 def audit_read(
-    s: Session, user, persons, *, endpoint: str, case: Case | None = None, ip: str | None = None, **extra
+    s: Session, user, persons, *, endpoint: str, case: Case | None = None, ip: str | None = None,
+    pending: list | None = None, **extra
 ) -> None:
-    """One ``person.read`` event for everything decrypted for display on one page/response."""
+    """One ``person.read`` event for everything decrypted for display on one page/response
+    (appended to ``pending`` instead, when given, for the caller to record with others)."""
     ids = sorted({p.id if isinstance(p, Person) else int(p) for p in persons})
     if not ids:
         return
     detail = {"endpoint": endpoint, "persons": ids, **extra}
-    if case is not None:
-        record(s, "person.read", actor=user, object_type="case", object_id=case.id, detail=detail, ip=ip)
+    target = ("case", case.id) if case is not None else ("person", ids[0] if len(ids) == 1 else "")
+    ev = audit_event("person.read", actor=user, object_type=target[0], object_id=target[1], detail=detail, ip=ip)
+    if pending is not None:
+        pending.append(ev)
     else:
-        record(
-            s,
-            "person.read",
-            actor=user,
-            object_type="person",
-            object_id=ids[0] if len(ids) == 1 else "",
-            detail=detail,
-            ip=ip,
-        )
+        record_many(s, [ev])
 
 
 # =========================================================================== duplicates
@@ -823,7 +819,9 @@ def decide_duplicate(s: Session, user, decision_ref: str, decision: str) -> Dupl
     return dd
 
 
-def registration_dict(s: Session, user, reg: Registration, *, endpoint: str, ip: str | None = None) -> dict:
+def registration_dict(
+    s: Session, user, reg: Registration, *, endpoint: str, ip: str | None = None, pending: list | None = None
+) -> dict:
     """The response to a registration, built from the validated input (nothing is
     decrypted but the candidates shown, which is an audited read)."""
     case = reg.case
@@ -845,7 +843,7 @@ def registration_dict(s: Session, user, reg: Registration, *, endpoint: str, ip:
                      "candidate": candidate_dict(user, m) if m else candidate_dict(user, dd.candidate, {}),
                      "reasons": [REASON_TEXT.get(c, c) for c in codes_], "reason_codes": codes_,
                      "decision": str(dd.decision)})
-    audit_read(s, user, shown, endpoint=endpoint, case=case, ip=ip, purpose="duplicate_check")
+    audit_read(s, user, shown, endpoint=endpoint, case=case, ip=ip, pending=pending, purpose="duplicate_check")
     arrival = reg.data["arrival"]
     return {
         "id": case.public_id, "db_id": case.id, "case_number": case.case_number, "office": case.office.code,
