@@ -188,15 +188,14 @@ def _open_fields(bk, person: Person, names=SEALED_PERSON_FIELDS) -> dict:
     }
 
 
-def _load_data_keys(s: Session, people) -> list[DataKey]:
-    """The data keys of ``people`` in one query, so opening each person's fields finds its key in
-    the session instead of asking the database per row. Keep the list while opening: the
-    session holds loaded objects only as long as someone does."""
+def _load_data_keys(s: Session, people) -> dict[int, DataKey]:
+    """The data keys of ``people`` by id, in one query (opening each person's fields then needs
+    no query of its own)."""
     ids = {p.data_key_id for p in people}
-    return s.scalars(select(DataKey).where(DataKey.id.in_(ids))).all() if ids else []
+    return {k.id: k for k in s.scalars(select(DataKey).where(DataKey.id.in_(ids)))} if ids else {}
 
 
-def _bound(s: Session, vault, data_key_id: int):
+def _bound(s: Session, vault, data_key_id: int | DataKey):
     """The vault bound to an owner's data key; raises ``DataErased`` (410) if shredded."""
     return vault.bound(data_key_for(s, vault, data_key_id))
 
@@ -234,12 +233,12 @@ def reindex_persons(
         persons = s.scalars(select(Person).where(Person.id > last).order_by(Person.id).limit(size)).all()
         if not persons:
             return done, 0
-        keys = _load_data_keys(s, persons)  # noqa: F841 - held so the session keeps them for data_key_for
+        keys = _load_data_keys(s, persons)
         for person in persons:
             last = person.id
             seen += 1
             try:
-                bk = _bound(s, vault, person.data_key_id)
+                bk = _bound(s, vault, keys[person.data_key_id])
             except DataErased:
                 continue
             values = _open_fields(bk, person, CONFIRM_FIELDS)
@@ -561,10 +560,10 @@ def find_duplicates(
         stmt = stmt.where(Person.case_id != exclude_case_id)
     matches: list[Match] = []
     candidates = s.scalars(stmt.order_by(Person.id)).all()
-    keys = _load_data_keys(s, candidates)  # noqa: F841 - held so the session keeps them for data_key_for
+    keys = _load_data_keys(s, candidates)
     for cand in candidates:
         try:
-            bk = _bound(s, vault, cand.data_key_id)
+            bk = _bound(s, vault, keys[cand.data_key_id])
         except DataErased:
             continue
         theirs = _open_fields(bk, cand, CONFIRM_FIELDS)
@@ -1427,7 +1426,7 @@ def search_persons(
     while len(hits) <= limit:
         page = stmt.where(Person.id < cursor) if cursor else stmt
         rows = s.scalars(page.limit(batch)).all()
-        keys = _load_data_keys(s, rows)  # noqa: F841 - held so the session keeps them for data_key_for
+        keys = _load_data_keys(s, rows)
         for p in rows:
             cursor = p.id
             if not needs_confirm and len(hits) >= limit:
@@ -1441,7 +1440,7 @@ def search_persons(
             if phone_norm:
                 fields_.append("phone")
             try:
-                values = _open_fields(_bound(s, vault, p.data_key_id), p, fields_)
+                values = _open_fields(_bound(s, vault, keys[p.data_key_id]), p, fields_)
             except DataErased:
                 values = None
             if needs_confirm and not _confirm(values, name_codes, doc_norm, phone_norm):
