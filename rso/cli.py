@@ -106,7 +106,7 @@ def db_reindex_persons(batch_size: int) -> None:
             done += n
             if not last_seen:
                 break
-            bar.update(task, completed=min(total, bar.tasks[0].completed + batch_size))
+            bar.advance(task, batch_size)
             last = last_seen
         with session_scope(app) as s:
             record(s, "persons.reindex", object_type="persons", detail={"persons": done})

@@ -223,7 +223,7 @@ def make_engine(url: str, **kwargs) -> Engine:
 def init_app(app) -> None:
     url = app.config["DATABASE_URL"]
     pool = {} if url.startswith("sqlite") else {
-        "pool_size": app.config.get("DB_POOL_SIZE", 10), "max_overflow": app.config.get("DB_MAX_OVERFLOW", 10)}
+        "pool_size": app.config["DB_POOL_SIZE"], "max_overflow": app.config["DB_MAX_OVERFLOW"]}
     engine = make_engine(url, **pool)
     app.extensions["rso_engine"] = engine
     app.extensions["rso_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)

@@ -168,6 +168,7 @@ def test_repeated_public_id_is_a_conflict_not_a_second_registration(app, cw_api)
     _create(cw_api, body)
     again = cw_api.post("/api/v1/cases", json=body)
     assert again.status_code == 409
+    assert again.get_json()["public_id"] == body["public_id"]  # the retrying device learns which
     member_retry = copy.deepcopy(body)
     member_retry["public_id"] = str(uuid.uuid4())
     assert cw_api.post("/api/v1/cases", json=member_retry).status_code == 409

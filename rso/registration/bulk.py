@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 
 from rso.audit.operations import record
 from rso.db import insert_rows, new_ids, utcnow
-from rso.errors import Conflict, ValidationFailed
+from rso.errors import ValidationFailed
 from rso.reference.models import Office
 from rso.registration import operations as ops
 from rso.registration import signals
@@ -257,20 +257,6 @@ def _office(s: Session, user, office) -> Office:
     if own is not None and office.id != own:
         raise ValidationFailed({"office": f"You register for your own office ({s.get(Office, own).code}) only."})
     return office
-
-
-def _check_public_ids(s: Session, households: Sequence[dict]) -> None:
-    """As ``register_case``: a public id already registered is a conflict (a retried upload)."""
-    case_ids = [h["public_id"] for h in households if h.get("public_id")]
-    member_ids = [m["public_id"] for h in households for m in h["members"] if m.get("public_id")]
-    if len(set(case_ids)) != len(case_ids) or len(set(member_ids)) != len(member_ids):
-        raise Conflict("The same public_id is given twice in this batch.")
-    for chunk in _chunks(case_ids, 1000):
-        if s.scalar(select(func.count()).select_from(_CASES).where(_CASES.c.public_id.in_(chunk))):
-            raise Conflict("A case with one of these public_ids is already registered (a retried submission?).")
-    for chunk in _chunks(member_ids, 1000):
-        if s.scalar(select(func.count()).select_from(_PERSONS).where(_PERSONS.c.public_id.in_(chunk))):
-            raise Conflict("A member with one of these public_ids is already registered (a retried submission?).")
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -725,7 +711,7 @@ def _register_batch(session: Session, vault, households: Sequence[dict], *, offi
         if h.get("office") and h["office"] != office.code:
             raise ValidationFailed({"office": f"A household names office {h['office']!r}; this batch is for "
                                               f"{office.code}."})
-    _check_public_ids(s, households)
+    ops.ensure_new_public_ids(s, list(households))
     incident_ids = _resolve_incidents(s, ctx, office, households)
     n_cases = len(households)
     n_persons = sum(len(h["members"]) for h in households)

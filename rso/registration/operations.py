@@ -334,8 +334,8 @@ def audit_read(
     if not ids:
         return
     detail = {"endpoint": endpoint, "persons": ids, **extra}
-    target = ("case", case.id) if case is not None else ("person", ids[0] if len(ids) == 1 else "")
-    ev = audit_event("person.read", actor=user, object_type=target[0], object_id=target[1], detail=detail, ip=ip)
+    object_type, object_id = ("case", case.id) if case is not None else ("person", ids[0] if len(ids) == 1 else "")
+    ev = audit_event("person.read", actor=user, object_type=object_type, object_id=object_id, detail=detail, ip=ip)
     if pending is not None:
         pending.append(ev)
     else:
@@ -411,10 +411,15 @@ class DuplicateProbe:
 
     @property
     def phonetic_years(self) -> list[int]:
-        """Birth years a phonetic-name match may have (one either side when estimated)."""
-        if not self.year:
-            return []
-        return [self.year - 1, self.year, self.year + 1] if self.estimated else [self.year]
+        """Birth years a phonetic-name match of this person may have."""
+        return _match_years(self.year, self.estimated)
+
+
+def _match_years(year: int | None, estimated: bool) -> list[int]:
+    """Birth years a phonetic-name match may have: the same, or one either side when estimated."""
+    if not year:
+        return []
+    return [year - 1, year, year + 1] if estimated else [year]
 
 
 def sexes_compatible(a, b) -> bool:
@@ -463,7 +468,7 @@ def duplicate_probe(vault, values: dict, *, blind=None, keys=phonetic_keys) -> D
     my_tokens = set(keys(full_name(values)).full.split())
     need = min(2, len(my_tokens))
     if my_tokens and year:
-        years = [year - 1, year, year + 1] if values.get("dob_estimated") else [year]
+        years = _match_years(year, bool(values.get("dob_estimated")))
         if need >= 2:
             # two tokens in common: one look-up of the pair index (its buckets hold the people
             # sharing both tokens, not everyone sharing the commoner one)
@@ -599,7 +604,7 @@ def check_duplicates(
     ``{member_index: [{candidate..., "reasons": [...], "reason_codes": [...]}]}``. Validates
     first (``ValidationFailed``). The candidates shown are an audited read."""
     data = rules.validate_case(payload)
-    _ensure_new_public_ids(s, data)  # a repeated submission is a conflict, not its own duplicate
+    ensure_new_public_ids(s, [data])
     out: dict[int, list[dict]] = {}
     shown: list[Person] = []
     for i, member in enumerate(data["members"]):
@@ -639,15 +644,22 @@ def _office_for(s: Session, user, code: str | None) -> Office:
     return office
 
 
-def _ensure_new_public_ids(s: Session, data: dict) -> None:
-    if data.get("public_id") and s.scalar(select(Case.id).where(Case.public_id == data["public_id"])):
-        raise Conflict(
-            "A case with this public_id is already registered (a retried submission?).",
-            public_id=data["public_id"],
-        )
-    ids = [m["public_id"] for m in data["members"] if m.get("public_id")]
-    if ids and s.scalar(select(func.count()).select_from(Person).where(Person.public_id.in_(ids))):
-        raise Conflict("A member with one of these public_ids is already registered (a retried submission?).")
+def ensure_new_public_ids(s: Session, cases: list[dict]) -> None:
+    """Refuse (``Conflict``) a public id given twice among ``cases`` (validated) or already
+    registered: a retried submission must not register anyone twice, nor become its own
+    duplicate. Checked before anything is written."""
+    case_ids = [c["public_id"] for c in cases if c.get("public_id")]
+    member_ids = [m["public_id"] for c in cases for m in c["members"] if m.get("public_id")]
+    if len(set(case_ids)) != len(case_ids) or len(set(member_ids)) != len(member_ids):
+        raise Conflict("The same public_id is given twice in this batch.")
+    for i in range(0, len(case_ids), 1000):
+        taken = s.scalar(select(Case.public_id).where(Case.public_id.in_(case_ids[i : i + 1000])).limit(1))
+        if taken:
+            raise Conflict("A case with this public_id is already registered (a retried submission?).",
+                           public_id=taken)
+    for i in range(0, len(member_ids), 1000):
+        if s.scalar(select(func.count()).select_from(Person).where(Person.public_id.in_(member_ids[i : i + 1000]))):
+            raise Conflict("A member with one of these public_ids is already registered (a retried submission?).")
 
 
 def person_columns(member: dict, arrival: dict, *, weight: int | None = None) -> dict:
