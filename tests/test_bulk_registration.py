@@ -341,6 +341,33 @@ def test_bulk_lists_the_same_duplicates_as_find_duplicates_for_common_names(app,
     assert crowded >= 2  # the common name really had more candidates than are listed
 
 
+def test_find_duplicates_opens_only_the_phonetic_candidates_it_lists(app, cw):
+    """Forty namesakes born the same year, one with the same document: the ten listed are those
+    opening every candidate would list first, yet only about ten are decrypted to find them."""
+    from rso.vault.crypto import count_vault_reads
+
+    vault = vault_for(app)
+    passport = [{"type": "passport", "number": "MM7700123", "issuing_country": "MMR"}]
+    namesakes = [case_payload([member(given_name=g, family_name="Rahman", sex="M",
+                                      date_of_birth=f"1990-{1 + i % 12:02d}-{1 + i % 28:02d}",
+                                      **({"documents": passport} if i == 37 else {}))])
+                 for i, g in enumerate(["Mohammed", "Muhammad", "Mohamad", "Mohammad"] * 10)]
+    probe = rules.validate_case(case_payload([member(given_name="Muhamad", family_name="Rahman", sex="M",
+                                                     date_of_birth="1990-06-30", documents=passport)]))
+    with app.app_context(), session_scope(app) as s:
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        register_households_bulk(s, vault, [rules.validate_case(p) for p in namesakes], office=office, user=cw)
+        s.flush()
+        with count_vault_reads() as every:
+            everyone = ops.find_duplicates(s, probe["members"][0], vault=vault, limit=100)
+        with count_vault_reads() as listed:
+            first_ten = ops.find_duplicates(s, probe["members"][0], vault=vault)
+    assert len(everyone) == 40 and everyone[0].reasons == ["same_document", "phonetic_name"]
+    assert [(m.candidate.id, m.reasons) for m in first_ten] == [(m.candidate.id, m.reasons) for m in everyone[:10]]
+    fields = len(ops.CONFIRM_FIELDS)
+    assert every.count == 40 * fields and listed.count <= 11 * fields
+
+
 def test_phonetic_duplicates_come_from_the_pair_index_and_reindexing_restores_it(app, cw):
     """Two name tokens in common (here one from an alias) are looked up as a pair + year; a
     database indexed before the pair index existed finds them again after reindex_persons."""

@@ -554,18 +554,45 @@ def find_duplicates(
     comparing normalised values, since truncated indexes give false bucket hits."""
     vault = _vault(vault)
     probe = duplicate_probe(vault, values)
-    ids: set[int] = set()
+    strong: set[int] = set()  # found by a document, phone or name + date of birth: all confirmed
+    phonetic: set[int] = set()
     for kind, digests, at_least in probe.lookups:
-        where = phonetic_peer(probe) if kind in PHONETIC_LOOKUPS else ()
-        ids.update(_candidates(s, kind, digests, at_least=at_least, where=where))
-    if not ids:
+        if kind in PHONETIC_LOOKUPS:
+            phonetic.update(_candidates(s, kind, digests, at_least=at_least, where=phonetic_peer(probe)))
+        else:
+            strong.update(_candidates(s, kind, digests, at_least=at_least))
+    phonetic -= strong
+    if not strong and not phonetic:
         return []
-    stmt = select(Person).where(Person.id.in_(sorted(ids)))
-    if exclude_case_id is not None:
-        stmt = stmt.where(Person.case_id != exclude_case_id)
+    not_excluded = () if exclude_case_id is None else (Person.case_id != exclude_case_id,)
     matches: list[Match] = []
+    if strong:
+        matches += _confirmed(s, vault, probe, select(Person).where(Person.id.in_(sorted(strong)), *not_excluded))
+    if phonetic:
+        # A phonetic-only candidate can only confirm as phonetic_name (same birth year) or
+        # phonetic_name_near, so its place in the list is known from plain columns: open them in
+        # that order, only until ``limit`` better-placed matches are certain (a common name in a
+        # large caseload has hundreds of such candidates).
+        rows = s.execute(select(Person.id, Person.birth_year).where(Person.id.in_(sorted(phonetic)), *not_excluded))
+        ranked = sorted(((_REASON_ORDER.index("phonetic_name" if year == probe.year else "phonetic_name_near"), -1,
+                          pid) for pid, year in rows))
+        pos = 0
+        while pos < len(ranked):
+            ahead = sum(1 for m in matches if match_order(m) < ranked[pos])
+            if ahead >= limit:
+                break
+            chunk = [key[2] for key in ranked[pos : pos + limit - ahead]]
+            pos += len(chunk)
+            matches += _confirmed(s, vault, probe, select(Person).where(Person.id.in_(chunk)))
+    matches.sort(key=match_order)
+    return matches[:limit]
+
+
+def _confirmed(s: Session, vault, probe: DuplicateProbe, stmt) -> list[Match]:
+    """The candidates ``stmt`` selects that decrypting confirms as matches of ``probe``."""
     candidates = s.scalars(stmt.order_by(Person.id)).all()
     keys = _load_data_keys(s, candidates)
+    matches = []
     for cand in candidates:
         try:
             bk = _bound(s, vault, keys[cand.data_key_id])
@@ -575,8 +602,7 @@ def find_duplicates(
         reasons = match_reasons(probe, cand.birth_year, theirs, candidate_sex=cand.sex)
         if reasons:
             matches.append(Match(cand, reasons, theirs))
-    matches.sort(key=match_order)
-    return matches[:limit]
+    return matches
 
 
 def candidate_dict(user, match_or_person, values: dict | None = None) -> dict:
