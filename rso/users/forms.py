@@ -1,5 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from rso.users.models import Role
@@ -17,7 +18,7 @@ class OtpForm(FlaskForm):
 class UserForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=64)])
     full_name = StringField("Full name", validators=[DataRequired(), Length(max=120)])
-    role = SelectField("Role", choices=[(r.value, r.value) for r in Role])
+    role = SelectField("Role", choices=[SelectChoice(r.value, r.value) for r in Role])
     office = SelectField("Office", validators=[Optional()])
     state = SelectField("Member State (NCPs)", validators=[Optional()])
     partner = SelectField("Partner organisation (partner accounts)", validators=[Optional()])

@@ -5,6 +5,7 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
+from wtforms.fields.choices import SelectChoice
 
 from rso import db
 from rso.audit.operations import record
@@ -146,12 +147,12 @@ def _me_panel(s, user):
 
 def _user_form(s) -> UserForm:
     form = UserForm()
-    form.office.choices = [("", "— RSO-wide (regional staff) —")] + [
-        (o.code, f"{o.code} · {o.name}") for o in s.scalars(select(Office).order_by(Office.code))]
-    form.state.choices = [("", "—")] + [
-        (m.code, m.name) for m in s.scalars(select(MemberState).order_by(MemberState.name))]
-    form.partner.choices = [("", "—")] + [
-        (p.code, f"{p.code} · {p.name}") for p in s.scalars(select(Partner).order_by(Partner.code))]
+    form.office.choices = [SelectChoice("", "— RSO-wide (regional staff) —")] + [
+        SelectChoice(o.code, f"{o.code} · {o.name}") for o in s.scalars(select(Office).order_by(Office.code))]
+    form.state.choices = [SelectChoice("", "—")] + [
+        SelectChoice(m.code, m.name) for m in s.scalars(select(MemberState).order_by(MemberState.name))]
+    form.partner.choices = [SelectChoice("", "—")] + [
+        SelectChoice(p.code, f"{p.code} · {p.name}") for p in s.scalars(select(Partner).order_by(Partner.code))]
     return form
 
 
