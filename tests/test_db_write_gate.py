@@ -5,11 +5,12 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 
 import pytest
 from sqlalchemy import text
 
-from rso.db import make_engine
+from rso.db import WalCheckpointer, make_engine
 
 
 @pytest.fixture()
@@ -102,3 +103,27 @@ def test_a_waiting_writer_enters_when_the_holder_commits(engine):
     t.join()
     with engine.connect() as c:
         assert [r[0] for r in c.execute(text("SELECT v FROM t ORDER BY id"))] == ["first", "second"]
+
+
+
+def test_commits_leave_checkpoints_to_the_checkpoint_thread(engine, tmp_path, monkeypatch):
+    """Writers never copy the log back themselves below the safety net (they would hold the
+    gate while waiting for the disk); the engine's thread does it once woken by a commit."""
+    database = tmp_path / "gate.sqlite"
+    checkpointer = engine.rso_checkpointer
+    with monkeypatch.context() as m:
+        m.setattr(checkpointer, "notify", lambda: None)  # commits do not wake the thread
+        for _ in range(50):  # about 1,250 pages of log: SQLite's default would checkpoint in a writer
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": "x" * 100_000})
+    assert database.stat().st_size < 1_000_000  # still all in the log
+    before = checkpointer.runs
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t (v) VALUES ('last')"))  # this commit wakes the thread
+    deadline = time.monotonic() + 20
+    while checkpointer.runs == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert database.stat().st_size > 5_000_000  # copied into the database file
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM t")).scalar() == 51
+        assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WalCheckpointer.SAFETY_NET_PAGES

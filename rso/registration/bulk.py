@@ -702,10 +702,11 @@ def _register_batch(session: Session, vault, households: Sequence[dict], *, offi
         # a larger page cache for this connection: index pages of the growing tables stay in
         # memory between batches (128 MB; the default 2 MB thrashes beyond ~100,000 persons)
         s.connection().exec_driver_sql("PRAGMA cache_size = -131072")
-        # and a checkpoint every 64 MB of WAL instead of every 4 MB: a batch dirties thousands of
-        # index pages, so the default copied them back after every commit; less often, a page
-        # changed by several batches is copied once (40% less commit time at 60,000 persons)
-        s.connection().exec_driver_sql("PRAGMA wal_autocheckpoint = 16384")
+        # and no checkpoint in this connection before 1 GB of WAL: a batch dirties thousands of
+        # index pages, and copying them back in the committing connection made the commit a
+        # quarter of a batch's time at 300,000 persons; the engine's checkpoint thread
+        # (rso.db.WalCheckpointer) copies them meanwhile, on the other core
+        s.connection().exec_driver_sql("PRAGMA wal_autocheckpoint = 262144")
     office = _office(s, user, office)
     for h in households:
         if h.get("office") and h["office"] != office.code:
