@@ -15,6 +15,7 @@ of its registrations is tried again alone, so only the faulty one gets the error
 """
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass, field
 
@@ -92,6 +93,18 @@ class RegistrationBatcher:
                     self._finish(job, error=AppError("The registration could not be completed; try again."))
 
     def _write(self, batch: list[_Job]) -> None:
+        # the cyclic garbage collector is paused while the batch holds the write gate (as in the
+        # bulk path): a full collection walks every object of the server process, and every
+        # writer in the queue would wait for it
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._write_batch(batch)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _write_batch(self, batch: list[_Job]) -> None:
         from rso.audit.operations import record_many
         from rso.registration.operations import register_cases, registration_dict
         from rso.users.models import User
