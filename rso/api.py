@@ -59,10 +59,13 @@ def dump(schema: Schema, obj, status: int = 200):
 
 
 def _schema_name(schema) -> str:
-    """Component names: the class name without "Schema", prefixed by its domain when two domains
-    use the same name (e.g. registration.Arrival vs another Arrival)."""
+    """Component names: the class name without "Schema" ("...Patch" for a partial instance),
+    prefixed by its domain when two domains use the same name (e.g. registration.Arrival vs
+    another Arrival)."""
     cls = schema if isinstance(schema, type) else type(schema)
     name = cls.__name__.removesuffix("Schema")
+    if not isinstance(schema, type) and schema.partial:
+        name += "Patch"  # every field optional (a correction): a schema of its own in the document
     domain = cls.__module__.split(".")[1] if cls.__module__.startswith("rso.") else ""
     _SEEN_NAMES.setdefault(name, set()).add(domain)
     if len(_SEEN_NAMES[name]) > 1 and domain:

@@ -17,3 +17,11 @@ def test_openapi_document_lists_every_documented_api_route(app):
         if rule.rule.startswith("/api/v1") and rule.rule != "/api/v1/openapi.json":
             assert hasattr(view, "api_doc"), f"{rule.rule} has no @doc"
     assert len(documented) >= 8
+
+
+def test_every_schema_has_a_name_of_its_own(app):
+    """A correction's partial schemas are named for what they are, not numbered by apispec."""
+    schemas = app.test_client().get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert not [name for name in schemas if name[-1].isdigit()]
+    assert "Arrival" in schemas and "ArrivalPatch" in schemas
+    assert "required" not in schemas["ArrivalPatch"] and schemas["Arrival"]["required"]
