@@ -15,7 +15,6 @@ of its registrations is tried again alone, so only the faulty one gets the error
 """
 from __future__ import annotations
 
-import gc
 import threading
 from dataclasses import dataclass, field
 
@@ -93,16 +92,10 @@ class RegistrationBatcher:
                     self._finish(job, error=AppError("The registration could not be completed; try again."))
 
     def _write(self, batch: list[_Job]) -> None:
-        # the cyclic garbage collector is paused while the batch holds the write gate (as in the
-        # bulk path): a full collection walks every object of the server process, and every
-        # writer in the queue would wait for it
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        from rso.registration.bulk import gc_paused
+
+        with gc_paused():  # the batch holds the write gate: every writer in the queue would wait for a collection
             self._write_batch(batch)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _write_batch(self, batch: list[_Job]) -> None:
         from rso.audit.operations import record_many

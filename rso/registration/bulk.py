@@ -37,7 +37,8 @@ import gc
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -257,6 +258,21 @@ def _office(s: Session, user, office) -> Office:
     if own is not None and office.id != own:
         raise ValidationFailed({"office": f"You register for your own office ({s.get(Office, own).code}) only."})
     return office
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a batch: it would otherwise walk the run's caches
+    and the batch's rows (or a server process's every object) again and again, a third of the
+    time, while a batch makes next to no cyclic garbage. It runs again afterwards (unless
+    someone else had paused it)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -678,17 +694,9 @@ def register_households_bulk(
     """
     if not households:
         return BulkResult()
-    # the cyclic garbage collector is paused for the batch: it would otherwise walk the run's
-    # caches and the batch's rows again and again (a third of the time), while a batch makes
-    # next to no cyclic garbage; it runs again afterwards (unless someone else paused it)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _register_batch(session, vault, households, office=office, user=user, context=context,
                                audit=audit, record_audit=record_audit)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _register_batch(session: Session, vault, households: Sequence[dict], *, office, user, context, audit,
