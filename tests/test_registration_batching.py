@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from rso.audit.models import AuditEvent
@@ -97,3 +98,31 @@ def test_later_registrations_in_a_batch_see_earlier_ones_as_possible_duplicates(
         assert s.scalar(select(func.count()).select_from(Person)) == 2
         ips = set(s.scalars(select(AuditEvent.ip).where(AuditEvent.action == "case.create")))
         assert ips == {"10.0.0.1"}
+
+
+def test_registrations_arriving_while_the_leader_waits_for_its_turn_join_its_batch(app, make_user, api):
+    """The leader takes the queue when its transaction gets the turn to write, not before: the
+    requests that arrived while another writer (say, another worker process) held the gate are
+    written with it, in one transaction."""
+    if not app.config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("the turn to write is SQLite's write gate")
+    user = make_user("caseworker", office="IDN-JKT")
+    batcher = batcher_for(app)
+    answers: list[int] = []
+
+    def post(i):
+        body = case_payload([member(given_name=f"Late{i}", family_name="Comer", date_of_birth=f"19{70 + i}-03-04")])
+        answers.append(api(user).post("/api/v1/cases", json=body).status_code)
+
+    maker = app.extensions["rso_sessionmaker"]
+    with maker() as holder, holder.begin():
+        holder.connection()  # another writer holds the gate
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(5)]
+        for t in threads:
+            t.start()
+            time.sleep(0.1)  # the first leads (and waits for the gate); the others queue behind it
+        time.sleep(0.3)
+    for t in threads:
+        t.join()
+    assert answers == [201] * 5
+    assert batcher.batch_sizes[-1] == 5

@@ -16,6 +16,7 @@ of its registrations is tried again alone, so only the faulty one gets the error
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rso.errors import AppError
@@ -59,10 +60,8 @@ class RegistrationBatcher:
         if not lead:
             job.wake.wait()  # answered, or promoted to lead the next batch
         if not job.finished:
-            # leading: this job is at the head of the queue, so the first batch holds it
-            with self._lock:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            self.run_batch(batch)
+            # leading: this job is at the head of the queue, so the batch taken holds it
+            self.run_batch()
             with self._lock:  # hand the lead to the oldest waiting request, if any
                 if self._pending:
                     self._pending[0].wake.set()
@@ -72,42 +71,60 @@ class RegistrationBatcher:
             raise job.error
         return job.result  # type: ignore[return-value]
 
-    def run_batch(self, batch: list[_Job]) -> None:
-        """Write ``batch`` in one transaction, or each job alone if that fails."""
-        self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
+    def run_batch(self, batch: list[_Job] | None = None) -> None:
+        """Write ``batch`` in one transaction, or each job alone if that fails. Without
+        ``batch``, the queue is taken once the transaction has its turn to write: requests
+        that arrived while it waited (say, for another worker process's batch) join it."""
+        taken: list[_Job] = list(batch or [])
+        ready = batch is not None
+
+        def take() -> list[_Job]:
+            nonlocal ready
+            if not ready:
+                with self._lock:
+                    taken[:], self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                ready = True
+                self.batch_sizes = [*self.batch_sizes[-999:], len(taken)]
+            return taken
+
+        if ready:
+            self.batch_sizes = [*self.batch_sizes[-999:], len(taken)]
+
         try:
-            self._write(batch)
+            self._write(take)
         except Exception as exc:  # noqa: BLE001 - each job is retried alone, to get its own outcome
-            if len(batch) == 1:
-                self._finish(batch[0], error=exc)
+            jobs = take()  # (taken already, unless the turn to write never came)
+            if len(jobs) == 1:
+                self._finish(jobs[0], error=exc)
                 return
-            for job in batch:
+            for job in jobs:
                 try:
-                    self._write([job])
+                    self._write(lambda job=job: [job])
                 except Exception as one:  # noqa: BLE001 - handed to the request that sent it
                     self._finish(job, error=one)
         finally:
-            for job in batch:
+            for job in take():
                 if not job.finished:  # e.g. the process is being interrupted
                     self._finish(job, error=AppError("The registration could not be completed; try again."))
 
-    def _write(self, batch: list[_Job]) -> None:
+    def _write(self, take: Callable[[], list[_Job]]) -> None:
         from rso.registration.bulk import gc_paused
 
         with gc_paused():  # the batch holds the write gate: every writer in the queue would wait for a collection
-            self._write_batch(batch)
+            self._write_batch(take)
 
-    def _write_batch(self, batch: list[_Job]) -> None:
+    def _write_batch(self, take: Callable[[], list[_Job]]) -> None:
         from rso.audit.operations import record_many
         from rso.registration.operations import register_cases, registration_dict
         from rso.users.models import User
 
-        groups: dict[tuple[int, str], list[_Job]] = {}
-        for job in batch:
-            groups.setdefault((job.user_id, (job.data.get("office") or "").upper()), []).append(job)
         answers: list[tuple[_Job, dict]] = []
         reads: list = []  # the audited reads of the answers, appended to the trail together
         with self._session_factory() as s, s.begin():
+            s.connection()  # wait for this process's turn to write (SQLite: the write gate), then take the queue
+            groups: dict[tuple[int, str], list[_Job]] = {}
+            for job in take():
+                groups.setdefault((job.user_id, (job.data.get("office") or "").upper()), []).append(job)
             for (user_id, _office), jobs in groups.items():
                 user = s.get(User, user_id)  # this session's copy: the request's belongs to its thread
                 regs = register_cases(s, user, [j.data for j in jobs], vault=self._vault, ips=[j.ip for j in jobs])
