@@ -108,11 +108,14 @@ def test_registrations_arriving_while_the_leader_waits_for_its_turn_join_its_bat
         pytest.skip("the turn to write is SQLite's write gate")
     user = make_user("caseworker", office="IDN-JKT")
     batcher = batcher_for(app)
+    clients = [api(user) for _ in range(5)]
+    for client in clients:  # each token's use is recorded now, so the posts below only read before the batcher
+        assert client.get("/api/v1/me").status_code == 200
     answers: list[int] = []
 
     def post(i):
         body = case_payload([member(given_name=f"Late{i}", family_name="Comer", date_of_birth=f"19{70 + i}-03-04")])
-        answers.append(api(user).post("/api/v1/cases", json=body).status_code)
+        answers.append(clients[i].post("/api/v1/cases", json=body).status_code)
 
     maker = app.extensions["rso_sessionmaker"]
     with maker() as holder, holder.begin():
@@ -120,8 +123,10 @@ def test_registrations_arriving_while_the_leader_waits_for_its_turn_join_its_bat
         threads = [threading.Thread(target=post, args=(i,)) for i in range(5)]
         for t in threads:
             t.start()
-            time.sleep(0.1)  # the first leads (and waits for the gate); the others queue behind it
-        time.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while len(batcher._pending) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)  # one leads (and waits for the gate); the others queue behind it
+        assert len(batcher._pending) == 5
     for t in threads:
         t.join()
     assert answers == [201] * 5
