@@ -121,7 +121,9 @@ class WriteGate:
 
     def acquire(self, holder: object) -> None:
         if not self._threads.acquire(timeout=self.timeout):
-            raise TimeoutError(f"no turn to write to the database within {self.timeout:.0f} s")
+            from rso.errors import Busy
+
+            raise Busy()
         try:
             fd = self._file()
             if fd is not None:
@@ -231,7 +233,7 @@ def make_engine(url: str, **kwargs) -> Engine:
         gate_path = _sqlite_gate_path(url)
         gate = WriteGate(gate_path, timeout)
         checkpointer = WalCheckpointer(make_url(url).database) if gate_path else None
-        engine.rso_checkpointer = checkpointer  # type: ignore[attr-defined]
+        engine.rso_gate, engine.rso_checkpointer = gate, checkpointer  # type: ignore[attr-defined]
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):

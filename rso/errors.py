@@ -59,3 +59,16 @@ class Refused(AppError):
     def __init__(self, message: str, rule: str, **extra):
         super().__init__(message, rule=rule, **extra)
         self.rule = rule
+
+
+class Busy(AppError):
+    """The database gave no turn to write in time (a flood of writes): nothing was changed, and
+    the same request may simply be sent again."""
+
+    status = 503
+    code = "busy"
+    retry_after = 5
+
+    def __init__(self, message: str = "The system is too busy to save this right now; nothing was saved. "
+                                      "Try again in a few seconds."):
+        super().__init__(message)

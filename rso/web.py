@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from rso import db
 from rso.audit.operations import record
-from rso.errors import AppError, NotAuthenticated, PermissionDenied, Refused
+from rso.errors import AppError, Busy, NotAuthenticated, PermissionDenied, Refused
 from rso.permissions import PUBLIC, allowed
 from rso.users.models import User
 from rso.users.operations import record_token_use, resolve_token, token_use_is_stale
@@ -151,7 +151,10 @@ def _app_error(exc: AppError):
         s.commit()
     if isinstance(exc, NotAuthenticated) and not is_api_request():
         return redirect(url_for("users.login", next=request.full_path))
-    return _error_response(exc.status, exc.to_dict())
+    response, status = _error_response(exc.status, exc.to_dict())
+    if isinstance(exc, Busy):
+        return response, status, {"Retry-After": str(exc.retry_after)}
+    return response, status
 
 
 def _csrf_error(exc: CSRFError):

@@ -131,3 +131,36 @@ def test_registrations_arriving_while_the_leader_waits_for_its_turn_join_its_bat
         t.join()
     assert answers == [201] * 5
     assert batcher.batch_sizes[-1] == 5
+
+
+def test_no_turn_to_write_in_time_is_a_busy_answer_and_saves_nothing(app, make_user, api):
+    """A flood of writes: a request that gets no turn to write within the gate's timeout is told
+    the system is busy (503, Retry-After), not a server error; the registrations queued with it
+    get the same answer at once (none retried alone, to wait again), and nothing is saved."""
+    if not app.config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("the turn to write is SQLite's write gate")
+    user = make_user("caseworker", office="IDN-JKT")
+    clients = [api(user) for _ in range(3)]
+    for client in clients:
+        assert client.get("/api/v1/me").status_code == 200
+    app.extensions["rso_engine"].rso_gate.timeout = 0.5
+    answers = {}
+
+    def post(i):
+        resp = clients[i].post("/api/v1/cases", json=case_payload([member(given_name=f"Flood{i}")]))
+        answers[i] = (resp.status_code, resp.headers.get("Retry-After"), resp.get_json())
+
+    maker = app.extensions["rso_sessionmaker"]
+    with maker() as holder, holder.begin():
+        holder.connection()  # another writer keeps the gate
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
+    assert set(answers) == {0, 1, 2}
+    for status, retry_after, body in answers.values():
+        assert (status, retry_after, body["code"]) == (503, "5", "busy")
+        assert "nothing was saved" in body["error"]
+    with session_scope(app) as s:
+        assert s.scalar(select(func.count()).select_from(Case)) == 0

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rso.errors import AppError
+from rso.errors import AppError, Busy
 
 #: the most registrations written in one transaction
 MAX_BATCH = 32
@@ -94,8 +94,9 @@ class RegistrationBatcher:
             self._write(take)
         except Exception as exc:  # noqa: BLE001 - each job is retried alone, to get its own outcome
             jobs = take()  # (taken already, unless the turn to write never came)
-            if len(jobs) == 1:
-                self._finish(jobs[0], error=exc)
+            if len(jobs) == 1 or isinstance(exc, Busy):  # no turn to write: alone, none would get one sooner
+                for job in jobs:
+                    self._finish(job, error=exc)
                 return
             for job in jobs:
                 try:
