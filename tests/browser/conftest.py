@@ -44,7 +44,16 @@ def live_server(app):
 
     server = create_server(app, host="127.0.0.1", port=0, threads=4, ident="rso-test")
     url = f"http://127.0.0.1:{server.effective_port}"
-    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    stopping = threading.Event()
+
+    def serve():
+        try:
+            server.run()
+        except OSError:  # the loop was in select() on a socket closed below to stop it
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, name="live-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while True:
@@ -57,6 +66,7 @@ def live_server(app):
                 raise
             time.sleep(0.05)
     yield LiveServer(url, app)
+    stopping.set()
     server.task_dispatcher.shutdown(timeout=5)
     for channel in list(server._map.values()):
         channel.close()
