@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from rso.db import utcnow
@@ -231,11 +231,9 @@ def rotate(
     with session_factory() as s:
         total = s.scalar(select(func.count()).select_from(_DK).where(*pending)) or 0
     result = RotationResult(key_id=current, total=total)
-    upd = (
-        update(_DK)
-        .where(_DK.c.id == bindparam("b_id"), _DK.c.wrapped == bindparam("b_old"))
-        .values(wrapped=bindparam("b_new"), master_key_id=bindparam("b_kid"))
-    )
+    # plain tuples straight to the driver's executemany: through SQLAlchemy's parameter
+    # processing, a million rows spent more time there than in the database
+    upd = "UPDATE data_keys SET wrapped = {m}, master_key_id = {m} WHERE id = {m} AND wrapped = {m}"
     last_id = 0
     rewrap = vault.rewrap
     while True:
@@ -256,9 +254,10 @@ def rotate(
                     result.failed.append(key_pk)
                     result.first_error = result.first_error or f"data key {key_pk}: {e}"
                     continue
-                params.append({"b_id": key_pk, "b_old": old, "b_new": new, "b_kid": kid})
+                params.append((new, kid, key_pk, old))
             if params:
-                s.connection().execute(upd, params)
+                conn = s.connection()
+                conn.exec_driver_sql(upd.format(m="?" if conn.dialect.paramstyle == "qmark" else "%s"), params)
         last_id = rows[-1][0]
         result.rewrapped += len(params)
         result.batches += 1
