@@ -75,20 +75,18 @@ class RegistrationBatcher:
         """Write ``batch`` in one transaction, or each job alone if that fails. Without
         ``batch``, the queue is taken once the transaction has its turn to write: requests
         that arrived while it waited (say, for another worker process's batch) join it."""
-        taken: list[_Job] = list(batch or [])
-        ready = batch is not None
+        taken: list[list[_Job]] = []  # the batch, once taken
 
         def take() -> list[_Job]:
-            nonlocal ready
-            if not ready:
-                with self._lock:
-                    taken[:], self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                ready = True
-                self.batch_sizes = [*self.batch_sizes[-999:], len(taken)]
-            return taken
-
-        if ready:
-            self.batch_sizes = [*self.batch_sizes[-999:], len(taken)]
+            if not taken:
+                if batch is not None:
+                    taken.append(list(batch))
+                else:
+                    with self._lock:
+                        taken.append(self._pending[:MAX_BATCH])
+                        self._pending = self._pending[MAX_BATCH:]
+                self.batch_sizes = [*self.batch_sizes[-999:], len(taken[0])]
+            return taken[0]
 
         try:
             self._write(take)
