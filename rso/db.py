@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -58,6 +58,13 @@ class UTCDateTime(TypeDecorator):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}
+
+
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    """``items`` in slices of at most ``size`` (e.g. to keep an ``IN`` list under the engine's
+    parameter limit)."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def new_public_id() -> str:

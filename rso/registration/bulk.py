@@ -47,7 +47,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from rso.audit.operations import record
-from rso.db import insert_rows, new_ids, utcnow
+from rso.db import chunks, insert_rows, new_ids, utcnow
 from rso.errors import ValidationFailed
 from rso.reference.models import Office
 from rso.registration import operations as ops
@@ -275,11 +275,6 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def _insert_entries(s: Session, rows: list[tuple]) -> None:
     """Blind-index entries ``(kind, digest, owner_id, owner_type, data_key_id)``: PostgreSQL
     ``COPY`` (several times faster than an insert per row), elsewhere the driver's executemany."""
@@ -406,7 +401,7 @@ def _probe_rows(
     buckets: dict[tuple[str, str], list[int]] = {}
     for kind, digests in by_kind.items():
         ordered = sorted(digests)
-        for chunk in _chunks(ordered, _MAX_PARAMS):
+        for chunk in chunks(ordered, _MAX_PARAMS):
             sql = _SELECT_ENTRIES.format(marks=", ".join([mark] * len(chunk)), mark=mark)
             result = conn.exec_driver_sql(sql, (kind, *chunk))
             try:
@@ -462,7 +457,7 @@ def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int |
     out: dict[int, tuple[str, int | None, int, bool]] = {}
     conn = s.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    for chunk in _chunks(sorted(ids), _MAX_PARAMS):
+    for chunk in chunks(sorted(ids), _MAX_PARAMS):
         result = conn.exec_driver_sql(_SELECT_PLAIN.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
         try:
             for pid, sex, year, version, live in result.cursor.fetchall():
@@ -478,7 +473,7 @@ def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int, 
     cols = [_PERSONS.c.id, _PERSONS.c.public_id, _PERSONS.c.version, _PERSONS.c.birth_year, _PERSONS.c.sex,
             _DK.c.wrapped] + [_PERSONS.c[f"{name}_sealed"] for name in ops.CONFIRM_FIELDS]
     out: dict[int, tuple[int, int | None, str, dict]] = {}
-    for chunk in _chunks(sorted(ids), 1000):
+    for chunk in chunks(sorted(ids), 1000):
         rows = s.execute(
             select(*cols).join(_DK, _DK.c.id == _PERSONS.c.data_key_id).where(_PERSONS.c.id.in_(chunk))
         ).all()

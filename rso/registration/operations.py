@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, contains_eager, joinedload, lazyload
 
 from rso.audit.operations import event as audit_event
 from rso.audit.operations import record, record_many
-from rso.db import check_version, utcnow
+from rso.db import check_version, chunks, utcnow
 from rso.errors import Conflict, NotFound, Refused, ValidationFailed
 from rso.reference.loader import codes
 from rso.reference.models import Office
@@ -678,13 +678,13 @@ def ensure_new_public_ids(s: Session, cases: list[dict]) -> None:
     member_ids = [m["public_id"] for c in cases for m in c["members"] if m.get("public_id")]
     if len(set(case_ids)) != len(case_ids) or len(set(member_ids)) != len(member_ids):
         raise Conflict("The same public_id is given twice in this batch.")
-    for i in range(0, len(case_ids), 1000):
-        taken = s.scalar(select(Case.public_id).where(Case.public_id.in_(case_ids[i : i + 1000])).limit(1))
+    for chunk in chunks(case_ids, 1000):
+        taken = s.scalar(select(Case.public_id).where(Case.public_id.in_(chunk)).limit(1))
         if taken:
             raise Conflict("A case with this public_id is already registered (a retried submission?).",
                            public_id=taken)
-    for i in range(0, len(member_ids), 1000):
-        if s.scalar(select(func.count()).select_from(Person).where(Person.public_id.in_(member_ids[i : i + 1000]))):
+    for chunk in chunks(member_ids, 1000):
+        if s.scalar(select(func.count()).select_from(Person).where(Person.public_id.in_(chunk))):
             raise Conflict("A member with one of these public_ids is already registered (a retried submission?).")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from rso.db import utcnow
+from rso.db import chunks, utcnow
 from rso.errors import NotFound, Refused, ValidationFailed
 from rso.vault.crypto import Vault
 from rso.vault.errors import DataErased, VaultError
@@ -154,8 +154,7 @@ def find_candidates(
         )
         return sorted(session.scalars(stmt))
     found: set[int] = set()
-    for i in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[i : i + _IN_CHUNK]
+    for chunk in chunks(wanted, _IN_CHUNK):
         found.update(
             session.scalars(
                 select(BlindIndexEntry.owner_id).where(*base, BlindIndexEntry.digest.in_(chunk)).distinct()
