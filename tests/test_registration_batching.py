@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select
@@ -100,26 +101,42 @@ def test_later_registrations_in_a_batch_see_earlier_ones_as_possible_duplicates(
         assert ips == {"10.0.0.1"}
 
 
+def _sqlite_gate_only(app):
+    if not app.config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("the turn to write is SQLite's write gate")
+
+
+def _clients_past_token_use(api, user, n: int) -> list:
+    """``n`` API clients of ``user`` whose tokens' use is already recorded, so their posts only
+    read before they reach the batcher."""
+    clients = [api(user) for _ in range(n)]
+    for client in clients:
+        assert client.get("/api/v1/me").status_code == 200
+    return clients
+
+
+@contextmanager
+def _gate_held(app):
+    """Another writer holds the write gate for the duration of the block."""
+    with app.extensions["rso_sessionmaker"]() as holder, holder.begin():
+        holder.connection()
+        yield
+
+
 def test_registrations_arriving_while_the_leader_waits_for_its_turn_join_its_batch(app, make_user, api):
     """The leader takes the queue when its transaction gets the turn to write, not before: the
     requests that arrived while another writer (say, another worker process) held the gate are
     written with it, in one transaction."""
-    if not app.config["DATABASE_URL"].startswith("sqlite"):
-        pytest.skip("the turn to write is SQLite's write gate")
-    user = make_user("caseworker", office="IDN-JKT")
+    _sqlite_gate_only(app)
     batcher = batcher_for(app)
-    clients = [api(user) for _ in range(5)]
-    for client in clients:  # each token's use is recorded now, so the posts below only read before the batcher
-        assert client.get("/api/v1/me").status_code == 200
+    clients = _clients_past_token_use(api, make_user("caseworker", office="IDN-JKT"), 5)
     answers: list[int] = []
 
     def post(i):
         body = case_payload([member(given_name=f"Late{i}", family_name="Comer", date_of_birth=f"19{70 + i}-03-04")])
         answers.append(clients[i].post("/api/v1/cases", json=body).status_code)
 
-    maker = app.extensions["rso_sessionmaker"]
-    with maker() as holder, holder.begin():
-        holder.connection()  # another writer holds the gate
+    with _gate_held(app):
         threads = [threading.Thread(target=post, args=(i,)) for i in range(5)]
         for t in threads:
             t.start()
@@ -137,12 +154,8 @@ def test_no_turn_to_write_in_time_is_a_busy_answer_and_saves_nothing(app, make_u
     """A flood of writes: a request that gets no turn to write within the gate's timeout is told
     the system is busy (503, Retry-After), not a server error; the registrations queued with it
     get the same answer at once (none retried alone, to wait again), and nothing is saved."""
-    if not app.config["DATABASE_URL"].startswith("sqlite"):
-        pytest.skip("the turn to write is SQLite's write gate")
-    user = make_user("caseworker", office="IDN-JKT")
-    clients = [api(user) for _ in range(3)]
-    for client in clients:
-        assert client.get("/api/v1/me").status_code == 200
+    _sqlite_gate_only(app)
+    clients = _clients_past_token_use(api, make_user("caseworker", office="IDN-JKT"), 3)
     app.extensions["rso_engine"].rso_gate.timeout = 0.5
     answers = {}
 
@@ -150,9 +163,7 @@ def test_no_turn_to_write_in_time_is_a_busy_answer_and_saves_nothing(app, make_u
         resp = clients[i].post("/api/v1/cases", json=case_payload([member(given_name=f"Flood{i}")]))
         answers[i] = (resp.status_code, resp.headers.get("Retry-After"), resp.get_json())
 
-    maker = app.extensions["rso_sessionmaker"]
-    with maker() as holder, holder.begin():
-        holder.connection()  # another writer keeps the gate
+    with _gate_held(app):
         threads = [threading.Thread(target=post, args=(i,)) for i in range(3)]
         for t in threads:
             t.start()
