@@ -72,3 +72,11 @@ class Busy(AppError):
     def __init__(self, message: str = "The system is too busy to save this right now; nothing was saved. "
                                       "Try again in a few seconds."):
         super().__init__(message)
+
+
+class SavedWithoutAnswer(AppError):
+    """The change was saved, but the answer describing it could not be built: the client must
+    look it up rather than send it again (which would save it twice)."""
+
+    status = 500
+    code = "saved_without_answer"

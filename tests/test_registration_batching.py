@@ -29,7 +29,7 @@ def test_concurrent_api_registrations_share_a_write_and_each_get_their_own_answe
     users = [make_user("caseworker", office="IDN-JKT") for _ in range(2)]
     clients = [api(users[i % 2]) for i in range(10)]
     batcher = batcher_for(app)
-    real = ops.register_cases
+    real = ops.write_cases
     calls = []
 
     def slow_first(*args, **kw):  # hold the first write so the other requests queue behind it
@@ -38,7 +38,7 @@ def test_concurrent_api_registrations_share_a_write_and_each_get_their_own_answe
             time.sleep(0.5)
         return real(*args, **kw)
 
-    monkeypatch.setattr(ops, "register_cases", slow_first)
+    monkeypatch.setattr(ops, "write_cases", slow_first)
     answers: dict[int, dict] = {}
 
     def post(i):
@@ -99,6 +99,65 @@ def test_later_registrations_in_a_batch_see_earlier_ones_as_possible_duplicates(
         assert s.scalar(select(func.count()).select_from(Person)) == 2
         ips = set(s.scalars(select(AuditEvent.ip).where(AuditEvent.action == "case.create")))
         assert ips == {"10.0.0.1"}
+
+
+def test_the_lead_passes_once_the_batch_is_committed_and_answers_are_read_back_afterwards(app, make_user):
+    user = make_user("caseworker", office="IDN-JKT")
+    batcher = batcher_for(app)
+    jobs = [_job(user, case_payload([member(given_name=name, family_name="Karim")])) for name in ("Rahim", "Salim")]
+    seen = {}
+
+    def written():  # the next batch may start here: this one is committed, its answers still to come
+        seen["answered"] = [j.finished for j in jobs]
+        with session_scope(app) as other:
+            seen["committed"] = other.scalar(select(func.count()).select_from(Case))
+
+    batcher.run_batch(jobs, written=written)
+    assert seen == {"answered": [False, False], "committed": 2}
+    assert [j.result["members"][0]["given_name"] for j in jobs] == ["Rahim", "Salim"]
+    assert all(j.result["case_number"] for j in jobs)
+
+
+def test_an_answer_that_cannot_be_read_back_is_an_error_and_nothing_is_registered_twice(app, make_user, monkeypatch):
+    user = make_user("caseworker", office="IDN-JKT")
+    batcher = batcher_for(app)
+    jobs = [_job(user, case_payload([member(given_name=name, family_name="Hossain")])) for name in ("Ayesha", "Fatima")]
+
+    def broken(*args, **kw):
+        raise RuntimeError("read-back failed")
+
+    monkeypatch.setattr(ops, "load_registrations", broken)
+    batcher.run_batch(jobs)
+    with session_scope(app) as s:
+        numbers = sorted(s.scalars(select(Case.case_number)))
+    assert len(numbers) == 2  # written once, not tried again one by one
+    assert [j.error.status for j in jobs] == [500, 500]
+    assert {j.error.code for j in jobs} == {"saved_without_answer"}
+    assert sorted(j.error.extra["case_number"] for j in jobs) == numbers
+
+
+def test_the_candidates_an_answer_shows_are_an_audited_read_and_other_offices_stay_hidden(app, make_user):
+    jakarta, medan = make_user("caseworker", office="IDN-JKT"), make_user("caseworker", office="IDN-MDN")
+    same = {"given_name": "Mohammed", "family_name": "Rahman", "date_of_birth": "1990-04-02"}
+    batcher = batcher_for(app)
+    here = _job(jakarta, case_payload([member(**same)]))
+    there = _job(medan, case_payload([member(**same)], office="IDN-MDN"))
+    batcher.run_batch([here])
+    batcher.run_batch([there])
+    new = _job(jakarta, case_payload([member(**same)]), ip="10.0.0.9")
+    batcher.run_batch([new])
+    shown = {d["candidate"]["case_number"]: d["candidate"] for d in new.result["possible_duplicates"]}
+    assert set(shown) == {here.result["case_number"], there.result["case_number"]}
+    assert shown[here.result["case_number"]]["given_name"] == "Mohammed"
+    assert shown[there.result["case_number"]]["in_scope"] is False
+    assert shown[there.result["case_number"]]["given_name"] is None
+    with session_scope(app) as s:
+        [read] = s.scalars(select(AuditEvent).where(AuditEvent.action == "person.read", AuditEvent.ip == "10.0.0.9"))
+        detail = json.loads(read.detail)
+        here_person = s.scalar(select(Person.id).where(Person.public_id == here.result["members"][0]["id"]))
+    assert detail["persons"] == [here_person]  # the Medan candidate's name was not shown, so not read
+    assert detail["purpose"] == "duplicate_check"
+    assert read.object_id == str(new.result["db_id"]) and read.actor == jakarta.username
 
 
 def _sqlite_gate_only(app):

@@ -5,24 +5,35 @@ statements and a commit, and writers take turns (SQLite: one at a time; PostgreS
 time on the audit chain), so under load most of a request is spent waiting for its turn. Here
 the requests waiting for a turn are served together: one of them (the leader) takes every
 registration queued so far, writes them with the set-based path in one transaction
-(:func:`rso.registration.operations.register_cases`: each case still gets its own case
+(:func:`rso.registration.operations.write_cases`: each case still gets its own case
 number, duplicate check against the cases before it, ``case.create`` audit event with its own
-user and address, and response), commits once, and hands each waiting request its answer.
-Nobody waits for a batch to fill: a request arriving at an idle server is its own batch.
+user and address, and the audited read of the candidates its answer shows), commits once,
+passes the lead to the next waiting request, and only then reads the batch back to answer
+each request (:func:`~rso.registration.operations.load_registrations`, in a snapshot: on
+SQLite the next batch writes meanwhile). Nobody waits for a batch to fill: a request
+arriving at an idle server is its own batch.
 
 If a batch fails (say one registration repeats a ``public_id``), nothing of it is kept and each
 of its registrations is tried again alone, so only the faulty one gets the error.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from rso.errors import AppError, Busy
+from rso.errors import AppError, Busy, SavedWithoutAnswer
+
+log = logging.getLogger(__name__)
 
 #: the most registrations written in one transaction
 MAX_BATCH = 32
+
+
+#: what one user's group of a batch wrote: (user id, jobs, the bulk result, candidates shown per job)
+_Written = tuple[int, list["_Job"], Any, list[set[int]]]
 
 
 @dataclass(eq=False)
@@ -61,21 +72,34 @@ class RegistrationBatcher:
             job.wake.wait()  # answered, or promoted to lead the next batch
         if not job.finished:
             # leading: this job is at the head of the queue, so the batch taken holds it
-            self.run_batch()
-            with self._lock:  # hand the lead to the oldest waiting request, if any
-                if self._pending:
-                    self._pending[0].wake.set()
-                else:
-                    self._leading = False
+            passed: list[bool] = []
+
+            def pass_lead() -> None:
+                # to the oldest waiting request, if any, as soon as the batch is written: the
+                # next batch need not wait for this one's answers
+                if not passed:
+                    passed.append(True)
+                    with self._lock:
+                        if self._pending:
+                            self._pending[0].wake.set()
+                        else:
+                            self._leading = False
+
+            try:
+                self.run_batch(written=pass_lead)
+            finally:
+                pass_lead()
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]
 
-    def run_batch(self, batch: list[_Job] | None = None) -> None:
-        """Write ``batch`` in one transaction, or each job alone if that fails. Without
-        ``batch``, the queue is taken once the transaction has its turn to write: requests
-        that arrived while it waited (say, for another worker process's batch) join it."""
+    def run_batch(self, batch: list[_Job] | None = None, *, written: Callable[[], None] | None = None) -> None:
+        """Write ``batch`` in one transaction, or each job alone if that fails, then answer each
+        job (calling ``written`` in between). Without ``batch``, the queue is taken once the
+        transaction has its turn to write: requests that arrived while it waited (say, for
+        another worker process's batch) join it."""
         taken: list[list[_Job]] = []  # the batch, once taken
+        committed: list[_Written] = []
 
         def take() -> list[_Job]:
             if not taken:
@@ -89,35 +113,41 @@ class RegistrationBatcher:
             return taken[0]
 
         try:
-            self._write(take)
-        except Exception as exc:  # noqa: BLE001 - each job is retried alone, to get its own outcome
-            jobs = take()  # (taken already, unless the turn to write never came)
-            if len(jobs) == 1 or isinstance(exc, Busy):  # no turn to write: alone, none would get one sooner
-                for job in jobs:
-                    self._finish(job, error=exc)
-                return
-            for job in jobs:
-                try:
-                    self._write(lambda job=job: [job])
-                except Exception as one:  # noqa: BLE001 - handed to the request that sent it
-                    self._finish(job, error=one)
+            try:
+                committed += self._write(take)
+            except Exception as exc:  # noqa: BLE001 - each job is retried alone, to get its own outcome
+                jobs = take()  # (taken already, unless the turn to write never came)
+                if len(jobs) == 1 or isinstance(exc, Busy):  # no turn to write: alone, none would get one sooner
+                    for job in jobs:
+                        self._finish(job, error=exc)
+                else:
+                    for job in jobs:
+                        try:
+                            committed += self._write(lambda job=job: [job])
+                        except Exception as one:  # noqa: BLE001 - handed to the request that sent it
+                            self._finish(job, error=one)
+            if written is not None:
+                written()
+            self._answer(committed)
         finally:
             for job in take():
                 if not job.finished:  # e.g. the process is being interrupted
                     self._finish(job, error=AppError("The registration could not be completed; try again."))
 
-    def _write(self, take: Callable[[], list[_Job]]) -> None:
+    def _write(self, take: Callable[[], list[_Job]]) -> list[_Written]:
         from rso.registration.bulk import gc_paused
 
         with gc_paused():  # the batch holds the write gate: every writer in the queue would wait for a collection
-            self._write_batch(take)
+            return self._write_batch(take)
 
-    def _write_batch(self, take: Callable[[], list[_Job]]) -> None:
+    def _write_batch(self, take: Callable[[], list[_Job]]) -> list[_Written]:
+        """Write the jobs ``take`` gives in one transaction with their ``case.create`` events and
+        the audited reads of their answers; returns what :meth:`_answer` needs, once committed."""
         from rso.audit.operations import record_many
-        from rso.registration.operations import register_cases, registration_dict
+        from rso.registration.operations import audit_read, shown_candidates, write_cases
         from rso.users.models import User
 
-        answers: list[tuple[_Job, dict]] = []
+        written: list[_Written] = []
         reads: list = []  # the audited reads of the answers, appended to the trail together
         with self._session_factory() as s, s.begin():
             s.connection()  # wait for this process's turn to write (SQLite: the write gate), then take the queue
@@ -126,13 +156,41 @@ class RegistrationBatcher:
                 groups.setdefault((job.user_id, (job.data.get("office") or "").upper()), []).append(job)
             for (user_id, _office), jobs in groups.items():
                 user = s.get(User, user_id)  # this session's copy: the request's belongs to its thread
-                regs = register_cases(s, user, [j.data for j in jobs], vault=self._vault, ips=[j.ip for j in jobs])
-                for job, reg in zip(jobs, regs, strict=True):
-                    body = registration_dict(s, user, reg, endpoint=job.endpoint, ip=job.ip, pending=reads)
-                    answers.append((job, body))
+                done = write_cases(s, user, [j.data for j in jobs], vault=self._vault, ips=[j.ip for j in jobs])
+                shown = shown_candidates(s, user, done)
+                for n, job in enumerate(jobs):
+                    audit_read(s, user, shown[n], endpoint=job.endpoint, case=done.case_ids[n], ip=job.ip,
+                               pending=reads, purpose="duplicate_check")
+                written.append((user_id, jobs, done, shown))
             record_many(s, reads)
-        for job, body in answers:  # committed: now each request may answer
-            self._finish(job, result=body)
+        return written
+
+    def _answer(self, written: list[_Written]) -> None:
+        """Answer each written job, read back after the turn to write is over (SQLite: other
+        workers write meanwhile) in a snapshot that holds its batch."""
+        if not written:
+            return
+        from rso.db import begin_read_only
+        from rso.registration.operations import load_registrations, registration_dict
+        from rso.users.models import User
+
+        with self._session_factory() as s:
+            begin_read_only(s)
+            for user_id, jobs, done, shown in written:
+                try:
+                    user = s.get(User, user_id)
+                    regs = load_registrations(s, [j.data for j in jobs], done)
+                    bodies = [registration_dict(s, user, reg, endpoint=job.endpoint, ip=job.ip, audited=audited)
+                              for job, reg, audited in zip(jobs, regs, shown, strict=True)]
+                except Exception:  # noqa: BLE001 - registered and committed: never registered again
+                    log.exception("registered cases %s, but their answers could not be built", done.case_ids)
+                    for job, case_number in zip(jobs, done.case_numbers, strict=True):
+                        self._finish(job, error=SavedWithoutAnswer(
+                            f"The case was registered as {case_number}, but the answer could not be prepared: "
+                            "look the case up instead of registering it again.", case_number=case_number))
+                    continue
+                for job, body in zip(jobs, bodies, strict=True):
+                    self._finish(job, result=body)
 
     @staticmethod
     def _finish(job: _Job, *, result: dict | None = None, error: BaseException | None = None) -> None:

@@ -325,16 +325,20 @@ def get_person(s: Session, user, person_ref: str) -> Person:
 
 
 def audit_read(
-    s: Session, user, persons, *, endpoint: str, case: Case | None = None, ip: str | None = None,
+    s: Session, user, persons, *, endpoint: str, case: Case | int | None = None, ip: str | None = None,
     pending: list | None = None, **extra
 ) -> None:
     """One ``person.read`` event for everything decrypted for display on one page/response
-    (appended to ``pending`` instead, when given, for the caller to record with others)."""
+    (appended to ``pending`` instead, when given, for the caller to record with others);
+    ``persons``: ``Person`` rows or ids, ``case``: the case (or its id) the page is about."""
     ids = sorted({p.id if isinstance(p, Person) else int(p) for p in persons})
     if not ids:
         return
     detail = {"endpoint": endpoint, "persons": ids, **extra}
-    object_type, object_id = ("case", case.id) if case is not None else ("person", ids[0] if len(ids) == 1 else "")
+    if case is not None:
+        object_type, object_id = "case", case if isinstance(case, int) else case.id
+    else:
+        object_type, object_id = "person", ids[0] if len(ids) == 1 else ""
     ev = audit_event("person.read", actor=user, object_type=object_type, object_id=object_id, detail=detail, ip=ip)
     if pending is not None:
         pending.append(ev)
@@ -605,11 +609,13 @@ def _confirmed(s: Session, vault, probe: DuplicateProbe, stmt) -> list[Match]:
     return matches
 
 
-def candidate_dict(user, match_or_person, values: dict | None = None) -> dict:
-    """How a candidate is shown: names only when its case is in the reader's scope."""
+def candidate_dict(user, match_or_person, values: dict | None = None, *, visible: bool | None = None) -> dict:
+    """How a candidate is shown: names only when its case is in the reader's scope (or as
+    ``visible`` says, when the caller decided it)."""
     person = match_or_person.candidate if isinstance(match_or_person, Match) else match_or_person
     values = match_or_person.values if isinstance(match_or_person, Match) else (values or {})
-    visible = in_scope(user, person.office_id)
+    if visible is None:
+        visible = in_scope(user, person.office_id)
     return {
         "id": person.public_id,
         "case_id": person.case.public_id,
@@ -750,7 +756,13 @@ def register_cases(
     them) of one office, one after the other in one set-based write: each is audited
     (``case.create``, from its address in ``ips`` when given) and later cases see earlier ones
     as possible duplicates, as if registered one by one. Same rules and refusals as
-    :func:`register_case`."""
+    :func:`register_case`. (:func:`write_cases`, then :func:`load_registrations`.)"""
+    return load_registrations(s, cases, write_cases(s, user, cases, vault=vault, ips=ips))
+
+
+def write_cases(s: Session, user, cases: list[dict], *, vault=None, ips: list[str] | None = None):
+    """The writing half of :func:`register_cases`: the rows and the ``case.create`` events,
+    nothing read back. Returns the bulk result (ids, case numbers, priorities, duplicates)."""
     # the one write path for cases is the set-based one (imported here: the bulk module builds
     # on this one's sealing and duplicate helpers)
     from rso.registration.bulk import BulkContext, register_households_bulk
@@ -762,6 +774,43 @@ def register_cases(
     office = _office_for(s, user, cases[0].get("office"))
     done = register_households_bulk(s, vault, cases, office=office, user=user, context=BulkContext(vault),
                                     record_audit=False)
+    flagged: dict[int, int] = {}
+    for pid, _cid, _reasons, _values in done.duplicates:
+        flagged[pid] = flagged.get(pid, 0) + 1
+    record_many(s, [
+        audit_event("case.create", actor=user, object_type="case", object_id=case_id,
+                    ip=ips[n] if ips else None, detail={
+                        "case_number": done.case_numbers[n],
+                        "office": office.code,
+                        "members": len(person_ids),
+                        "persons": person_ids,
+                        "possible_duplicates": sum(flagged.get(pid, 0) for pid in person_ids),
+                        "priority": done.priorities[n],
+                    })
+        for n, (case_id, person_ids) in enumerate(zip(done.case_ids, done.person_ids, strict=True))
+    ])  # one append for the batch, one event per case
+    return done
+
+
+def shown_candidates(s: Session, user, done) -> list[set[int]]:
+    """Per case of :func:`write_cases`' result, the candidates whose names its answer shows
+    (those in ``user``'s scope): what the audited read of the answer lists."""
+    ids = {cid for _pid, cid, _reasons, _values in done.duplicates}
+    office_of: dict[int, int] = {}
+    for chunk in chunks(sorted(ids), 1000):
+        office_of.update(s.execute(select(Person.id, Person.office_id).where(Person.id.in_(chunk))).all())
+    case_of = {pid: n for n, person_ids in enumerate(done.person_ids) for pid in person_ids}
+    out: list[set[int]] = [set() for _ in done.case_ids]
+    for pid, cid, _reasons, _values in done.duplicates:
+        if in_scope(user, office_of.get(cid)):
+            out[case_of[pid]].add(cid)
+    return out
+
+
+def load_registrations(s: Session, cases: list[dict], done) -> list[Registration]:
+    """The :class:`Registration` of each case :func:`write_cases` wrote (``done``), read back
+    with its persons, pending decisions and candidates (in the writing transaction, or in any
+    later one)."""
     loaded = s.scalars(select(Case).where(Case.id.in_(done.case_ids)).options(joinedload(Case.incident))).all()
     by_case = {c.id: c for c in loaded}
     all_person_ids = [pid for ids in done.person_ids for pid in ids]
@@ -780,27 +829,14 @@ def register_cases(
     for pid, cid, reasons, values in done.duplicates:
         found.setdefault(pid, []).append((cid, reasons, values))
     out = []
-    created = []
-    for n, (data, case_id, person_ids) in enumerate(zip(cases, done.case_ids, done.person_ids, strict=True)):
-        case = by_case[case_id]
-        persons = [people[i] for i in person_ids]
+    for data, case_id, person_ids in zip(cases, done.case_ids, done.person_ids, strict=True):
         duplicates: list[DuplicateDecision] = []
         matches: dict[int, list[Match]] = {}
         for i, pid in enumerate(person_ids):
             for cid, reasons, values in found.get(pid, ()):
                 duplicates.append(decisions[(pid, cid)])
                 matches.setdefault(i, []).append(Match(candidates[cid], reasons, values))
-        created.append(audit_event("case.create", actor=user, object_type="case", object_id=case.id,
-                                   ip=ips[n] if ips else None, detail={
-            "case_number": case.case_number,
-            "office": office.code,
-            "members": len(persons),
-            "persons": person_ids,
-            "possible_duplicates": len(duplicates),
-            "priority": str(case.priority),
-        }))
-        out.append(Registration(case, persons, duplicates, matches, data))
-    record_many(s, created)  # one append for the batch, one event per case
+        out.append(Registration(by_case[case_id], [people[i] for i in person_ids], duplicates, matches, data))
     return out
 
 
@@ -857,10 +893,12 @@ def decide_duplicate(s: Session, user, decision_ref: str, decision: str) -> Dupl
 
 
 def registration_dict(
-    s: Session, user, reg: Registration, *, endpoint: str, ip: str | None = None, pending: list | None = None
+    s: Session, user, reg: Registration, *, endpoint: str, ip: str | None = None, pending: list | None = None,
+    audited: set[int] | None = None,
 ) -> dict:
     """The response to a registration, built from the validated input (nothing is
-    decrypted but the candidates shown, which is an audited read)."""
+    decrypted but the candidates shown, which is an audited read). ``audited``: the read was
+    recorded already (:func:`shown_candidates`), listing these candidates: only they are shown."""
     case = reg.case
     members = []
     for person, member in zip(reg.persons, reg.data["members"], strict=True):
@@ -872,15 +910,18 @@ def registration_dict(
     dups, shown = [], []
     for dd in reg.duplicates:
         m = found.get((dd.person_id, dd.candidate_id))
-        if m is not None and in_scope(user, m.candidate.office_id):
-            shown.append(m.candidate)
+        candidate = m.candidate if m is not None else dd.candidate
+        visible = in_scope(user, candidate.office_id) if audited is None else candidate.id in audited
+        if m is not None and visible:
+            shown.append(candidate)
         codes_ = [c for c in dd.reasons.split(",") if c]
         dups.append({"id": dd.public_id, "member": reg.persons[index_of[dd.person_id]].public_id,
                      "member_index": index_of[dd.person_id],
-                     "candidate": candidate_dict(user, m) if m else candidate_dict(user, dd.candidate, {}),
+                     "candidate": candidate_dict(user, m or candidate, None if m else {}, visible=visible),
                      "reasons": [REASON_TEXT.get(c, c) for c in codes_], "reason_codes": codes_,
                      "decision": str(dd.decision)})
-    audit_read(s, user, shown, endpoint=endpoint, case=case, ip=ip, pending=pending, purpose="duplicate_check")
+    if audited is None:
+        audit_read(s, user, shown, endpoint=endpoint, case=case, ip=ip, pending=pending, purpose="duplicate_check")
     arrival = reg.data["arrival"]
     return {
         "id": case.public_id, "db_id": case.id, "case_number": case.case_number, "office": case.office.code,
