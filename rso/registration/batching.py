@@ -167,30 +167,33 @@ class RegistrationBatcher:
 
     def _answer(self, written: list[_Written]) -> None:
         """Answer each written job, read back after the turn to write is over (SQLite: other
-        workers write meanwhile) in a snapshot that holds its batch."""
+        workers write meanwhile) in a snapshot that holds its batch. The jobs are registered
+        whatever happens here: a failure is answered as such, never by writing them again."""
         if not written:
             return
         from rso.db import begin_read_only
         from rso.registration.operations import load_registrations, registration_dict
         from rso.users.models import User
 
-        with self._session_factory() as s:
-            begin_read_only(s)
-            for user_id, jobs, done, shown in written:
-                try:
+        try:
+            with self._session_factory() as s:
+                begin_read_only(s)
+                for user_id, jobs, done, shown in written:
                     user = s.get(User, user_id)
                     regs = load_registrations(s, [j.data for j in jobs], done)
                     bodies = [registration_dict(s, user, reg, endpoint=job.endpoint, ip=job.ip, audited=audited)
                               for job, reg, audited in zip(jobs, regs, shown, strict=True)]
-                except Exception:  # noqa: BLE001 - registered and committed: never registered again
-                    log.exception("registered cases %s, but their answers could not be built", done.case_ids)
-                    for job, case_number in zip(jobs, done.case_numbers, strict=True):
+                    for job, body in zip(jobs, bodies, strict=True):
+                        self._finish(job, result=body)
+        except Exception:  # noqa: BLE001 - committed: each request learns its case number instead
+            log.exception("registered cases %s, but not all answers could be built",
+                          [cid for _u, _j, done, _s in written for cid in done.case_ids])
+            for _user_id, jobs, done, _shown in written:
+                for job, case_number in zip(jobs, done.case_numbers, strict=True):
+                    if not job.finished:
                         self._finish(job, error=SavedWithoutAnswer(
                             f"The case was registered as {case_number}, but the answer could not be prepared: "
                             "look the case up instead of registering it again.", case_number=case_number))
-                    continue
-                for job, body in zip(jobs, bodies, strict=True):
-                    self._finish(job, result=body)
 
     @staticmethod
     def _finish(job: _Job, *, result: dict | None = None, error: BaseException | None = None) -> None:
