@@ -111,6 +111,9 @@ def test_commits_leave_checkpoints_to_the_checkpoint_thread(engine, tmp_path, mo
     gate while waiting for the disk); the engine's thread does it once woken by a commit."""
     database = tmp_path / "gate.sqlite"
     checkpointer = engine.rso_checkpointer
+    deadline = time.monotonic() + 20
+    while checkpointer.runs == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the checkpoint woken by the fixture's CREATE TABLE: done before the test's writes
     with monkeypatch.context() as m:
         m.setattr(checkpointer, "notify", lambda: None)  # commits do not wake the thread
         for _ in range(50):  # about 1,250 pages of log: SQLite's default would checkpoint in a writer
