@@ -101,7 +101,7 @@ def test_later_registrations_in_a_batch_see_earlier_ones_as_possible_duplicates(
         assert ips == {"10.0.0.1"}
 
 
-def test_the_lead_passes_once_the_batch_is_committed_and_answers_are_read_back_afterwards(app, make_user):
+def test_the_lead_passes_once_the_batch_is_committed_and_answers_are_built_afterwards(app, make_user):
     user = make_user("caseworker", office="IDN-JKT")
     batcher = batcher_for(app)
     jobs = [_job(user, case_payload([member(given_name=name, family_name="Karim")])) for name in ("Rahim", "Salim")]
@@ -118,15 +118,15 @@ def test_the_lead_passes_once_the_batch_is_committed_and_answers_are_read_back_a
     assert all(j.result["case_number"] for j in jobs)
 
 
-def test_an_answer_that_cannot_be_read_back_is_an_error_and_nothing_is_registered_twice(app, make_user, monkeypatch):
+def test_an_answer_that_cannot_be_built_is_an_error_and_nothing_is_registered_twice(app, make_user, monkeypatch):
     user = make_user("caseworker", office="IDN-JKT")
     batcher = batcher_for(app)
     jobs = [_job(user, case_payload([member(given_name=name, family_name="Hossain")])) for name in ("Ayesha", "Fatima")]
 
     def broken(*args, **kw):
-        raise RuntimeError("read-back failed")
+        raise RuntimeError("answer failed")
 
-    monkeypatch.setattr(ops, "load_registrations", broken)
+    monkeypatch.setattr(ops, "registration_dict", broken)
     batcher.run_batch(jobs)
     with session_scope(app) as s:
         numbers = sorted(s.scalars(select(Case.case_number)))
@@ -158,6 +158,43 @@ def test_the_candidates_an_answer_shows_are_an_audited_read_and_other_offices_st
     assert detail["persons"] == [here_person]  # the Medan candidate's name was not shown, so not read
     assert detail["purpose"] == "duplicate_check"
     assert read.object_id == str(new.result["db_id"]) and read.actor == jakarta.username
+
+
+def test_an_answer_built_from_the_rows_written_equals_one_read_back_from_the_database(app, make_user):
+    from rso.registration.schemas import CaseOutSchema
+    from rso.vault.runtime import vault_for
+
+    jakarta, medan = make_user("caseworker", office="IDN-JKT"), make_user("caseworker", office="IDN-MDN")
+    family = [member(given_name="Mohammed", family_name="Rahman", documents=[
+                  {"type": "passport", "number": "MM4471230", "issuing_country": "MMR"}]),
+              member(relationship="child", given_name="Aisha", family_name="Rahman", date_of_birth="2015-06-01",
+                     sex="F", specific_needs=["child_at_risk"]),
+              member(relationship="spouse", given_name="Fatima", family_name="Begum", date_of_birth="1992-01-09",
+                     sex="F", specific_needs=["woman_at_risk", "disability"])]
+    vessel = {"vessel_name": "KM Harapan", "date": "2025-11-19", "number_aboard": 180}
+    with app.app_context(), session_scope(app) as s:  # earlier registrations: one in scope, one not
+        ops.register_case(s, jakarta, case_payload(family[:1]))
+        ops.register_case(s, medan, case_payload([{**family[2], "relationship": "principal"}], office="IDN-MDN"))
+    cases = [validate_case(case_payload(family, arrival={"date": "2025-11-20", "mode": "sea", "incident": vessel})),
+             validate_case(case_payload([member(given_name="Muhammad", family_name="Rahman",
+                                                documents=[{"type": "passport", "number": "MM4471230",
+                                                            "issuing_country": "MMR"}])]))]
+    out = CaseOutSchema()
+    with app.app_context(), session_scope(app) as s:
+        user = s.get(type(jakarta), jakarta.id)
+        done = ops.write_cases(s, user, cases, vault=vault_for(app))
+        built = ops.written_registrations(s, cases, done)
+        read = ops.load_registrations(s, cases, done)
+        for b, r in zip(built, read, strict=True):
+            shown = {m.candidate.id for ms in r.matches.values() for m in ms
+                     if ops.in_scope(user, m.candidate.office_id)}
+            assert out.dump(ops.registration_dict(None, user, b, endpoint="t", audited=shown)) == \
+                out.dump(ops.registration_dict(s, user, r, endpoint="t", pending=[]))
+        answers = [out.dump(ops.registration_dict(None, user, b, endpoint="t", audited=set())) for b in built]
+    # what the comparison covered: an incident, needs, three members, candidates in and out of scope
+    assert answers[0]["arrival"]["incident"]["vessel_name"] == "KM Harapan"
+    assert answers[0]["members"][2]["specific_needs"] == ["disability", "woman_at_risk"]
+    assert {d["candidate"]["office"] for a in answers for d in a["possible_duplicates"]} == {"IDN-JKT", "IDN-MDN"}
 
 
 def _sqlite_gate_only(app):

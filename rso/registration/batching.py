@@ -8,9 +8,9 @@ registration queued so far, writes them with the set-based path in one transacti
 (:func:`rso.registration.operations.write_cases`: each case still gets its own case
 number, duplicate check against the cases before it, ``case.create`` audit event with its own
 user and address, and the audited read of the candidates its answer shows), commits once,
-passes the lead to the next waiting request, and only then reads the batch back to answer
-each request (:func:`~rso.registration.operations.load_registrations`, in a snapshot: on
-SQLite the next batch writes meanwhile). Nobody waits for a batch to fill: a request
+passes the lead to the next waiting request, and only then builds each request's answer, from
+the rows it wrote (:func:`~rso.registration.operations.written_registrations`): nothing is
+read back, and the next batch writes meanwhile. Nobody waits for a batch to fill: a request
 arriving at an idle server is its own batch.
 
 If a batch fails (say one registration repeats a ``public_id``), nothing of it is kept and each
@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 32
 
 
-#: what one user's group of a batch wrote: (user id, jobs, the bulk result, candidates shown per job)
-_Written = tuple[int, list["_Job"], Any, list[set[int]]]
+#: one written job: (its user, the job, its registration built from the rows written, the candidates shown)
+_Written = tuple[Any, "_Job", Any, set[int]]
 
 
 @dataclass(eq=False)
@@ -144,7 +144,7 @@ class RegistrationBatcher:
         """Write the jobs ``take`` gives in one transaction with their ``case.create`` events and
         the audited reads of their answers; returns what :meth:`_answer` needs, once committed."""
         from rso.audit.operations import record_many
-        from rso.registration.operations import audit_read, shown_candidates, write_cases
+        from rso.registration.operations import audit_read, in_scope, write_cases, written_registrations
         from rso.users.models import User
 
         written: list[_Written] = []
@@ -157,43 +157,33 @@ class RegistrationBatcher:
             for (user_id, _office), jobs in groups.items():
                 user = s.get(User, user_id)  # this session's copy: the request's belongs to its thread
                 done = write_cases(s, user, [j.data for j in jobs], vault=self._vault, ips=[j.ip for j in jobs])
-                shown = shown_candidates(s, user, done)
-                for n, job in enumerate(jobs):
-                    audit_read(s, user, shown[n], endpoint=job.endpoint, case=done.case_ids[n], ip=job.ip,
-                               pending=reads, purpose="duplicate_check")
-                written.append((user_id, jobs, done, shown))
+                regs = written_registrations(s, [j.data for j in jobs], done)
+                for job, reg in zip(jobs, regs, strict=True):
+                    # the candidates the answer will show by name: audited before anyone sees them
+                    shown = {m.candidate.id for ms in reg.matches.values() for m in ms
+                             if in_scope(user, m.candidate.office_id)}
+                    audit_read(s, user, shown, endpoint=job.endpoint, case=reg.case.id, ip=job.ip, pending=reads,
+                               purpose="duplicate_check")
+                    written.append((user, job, reg, shown))
             record_many(s, reads)
         return written
 
     def _answer(self, written: list[_Written]) -> None:
-        """Answer each written job, read back after the turn to write is over (SQLite: other
-        workers write meanwhile) in a snapshot that holds its batch. The jobs are registered
-        whatever happens here: a failure is answered as such, never by writing them again."""
-        if not written:
-            return
-        from rso.db import begin_read_only
-        from rso.registration.operations import load_registrations, registration_dict
-        from rso.users.models import User
+        """Answer each written job (after commit: the lead has passed, the next batch may be
+        writing). The jobs are registered whatever happens here: a failure is answered as such,
+        never by writing them again."""
+        from rso.registration.operations import registration_dict
 
-        try:
-            with self._session_factory() as s:
-                begin_read_only(s)
-                for user_id, jobs, done, shown in written:
-                    user = s.get(User, user_id)
-                    regs = load_registrations(s, [j.data for j in jobs], done)
-                    bodies = [registration_dict(s, user, reg, endpoint=job.endpoint, ip=job.ip, audited=audited)
-                              for job, reg, audited in zip(jobs, regs, shown, strict=True)]
-                    for job, body in zip(jobs, bodies, strict=True):
-                        self._finish(job, result=body)
-        except Exception:  # noqa: BLE001 - committed: each request learns its case number instead
-            log.exception("registered cases %s, but not all answers could be built",
-                          [cid for _u, _j, done, _s in written for cid in done.case_ids])
-            for _user_id, jobs, done, _shown in written:
-                for job, case_number in zip(jobs, done.case_numbers, strict=True):
-                    if not job.finished:
-                        self._finish(job, error=SavedWithoutAnswer(
-                            f"The case was registered as {case_number}, but the answer could not be prepared: "
-                            "look the case up instead of registering it again.", case_number=case_number))
+        for user, job, reg, shown in written:
+            try:
+                body = registration_dict(None, user, reg, endpoint=job.endpoint, ip=job.ip, audited=shown)
+            except Exception:  # noqa: BLE001 - committed: the request learns its case number instead
+                log.exception("registered case %s, but its answer could not be built", reg.case.id)
+                self._finish(job, error=SavedWithoutAnswer(
+                    f"The case was registered as {reg.case.case_number}, but the answer could not be prepared: "
+                    "look the case up instead of registering it again.", case_number=reg.case.case_number))
+            else:
+                self._finish(job, result=body)
 
     @staticmethod
     def _finish(job: _Job, *, result: dict | None = None, error: BaseException | None = None) -> None:

@@ -248,6 +248,10 @@ class BulkResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: existing persons decrypted to confirm a possible duplicate (the others came from this run's memory)
     candidates_opened: int = 0
+    #: the rows written (column name → value), in input order: what an answer is built from
+    case_rows: list[dict] = field(default_factory=list, repr=False)
+    person_rows: list[dict] = field(default_factory=list, repr=False)
+    decision_rows: list[dict] = field(default_factory=list, repr=False)
 
 
 # =========================================================================== helpers
@@ -849,12 +853,13 @@ def _register_batch(session: Session, vault, households: Sequence[dict], *, offi
     counts: dict[str, int] = {}
     dups = _find_batch_duplicates(s, ctx, list(person_ids), case_index, values_list, result.timings, counts)
     result.candidates_opened = counts.get("opened", 0)
-    if dups:
-        insert_rows(s, _DUPS, [
-            {"public_id": str(uuid.uuid4()), "person_id": p, "candidate_id": c, "reasons": ",".join(r),
-             "decision": DuplicateDecisionKind.PENDING, "created_at": now}
-            for p, c, r, _values in dups
-        ])
+    decision_rows = [
+        {"public_id": str(uuid.uuid4()), "person_id": p, "candidate_id": c, "reasons": ",".join(r),
+         "decision": DuplicateDecisionKind.PENDING, "created_at": now}
+        for p, c, r, _values in dups
+    ]
+    if decision_rows:
+        insert_rows(s, _DUPS, decision_rows)
     t7 = time.perf_counter()
 
     # ---- result, audit, signals
@@ -866,6 +871,7 @@ def _register_batch(session: Session, vault, households: Sequence[dict], *, offi
     result.case_ids = list(case_ids)
     result.case_numbers = [r["case_number"] for r in case_rows]
     result.priorities = [str(r["priority"]) for r in case_rows]
+    result.case_rows, result.person_rows, result.decision_rows = case_rows, person_rows, decision_rows
     result.persons = n_persons
     result.possible_duplicates = len(dups)
     result.duplicates = dups

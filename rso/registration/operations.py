@@ -21,6 +21,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
+from types import SimpleNamespace
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, joinedload, lazyload
@@ -792,18 +793,46 @@ def write_cases(s: Session, user, cases: list[dict], *, vault=None, ips: list[st
     return done
 
 
-def shown_candidates(s: Session, user, done) -> list[set[int]]:
-    """Per case of :func:`write_cases`' result, the candidates whose names its answer shows
-    (those in ``user``'s scope): what the audited read of the answer lists."""
-    ids = {cid for _pid, cid, _reasons, _values in done.duplicates}
-    office_of: dict[int, int] = {}
-    for chunk in chunks(sorted(ids), 1000):
-        office_of.update(s.execute(select(Person.id, Person.office_id).where(Person.id.in_(chunk))).all())
-    case_of = {pid: n for n, person_ids in enumerate(done.person_ids) for pid in person_ids}
-    out: list[set[int]] = [set() for _ in done.case_ids]
-    for pid, cid, _reasons, _values in done.duplicates:
-        if in_scope(user, office_of.get(cid)):
-            out[case_of[pid]].add(cid)
+def written_registrations(s: Session, cases: list[dict], done) -> list[Registration]:
+    """The :class:`Registration` of each case :func:`write_cases` wrote (``done``), built from
+    the rows it wrote instead of reading them back: the case, its persons and its pending
+    decisions are stand-ins with the attributes of the rows; the candidates' display columns
+    (and the sea incidents) are read in one query each. For answers only (:func:`registration_dict`);
+    call it in the writing transaction: what it returns stays usable after commit."""
+    office = s.get(Office, done.case_rows[0]["office_id"]) if done.case_rows else None
+    incident_ids = sorted({r["incident_id"] for r in done.case_rows if r["incident_id"] is not None})
+    incidents = {i.id: i for i in s.scalars(select(SeaIncident).where(SeaIncident.id.in_(incident_ids)))} \
+        if incident_ids else {}
+    candidates: dict[int, SimpleNamespace] = {}
+    for chunk in chunks(sorted({d["candidate_id"] for d in done.decision_rows}), 1000):
+        rows = s.execute(
+            select(Person.id, Person.public_id, Person.office_id, Person.birth_year, Person.sex,
+                   Case.public_id.label("case_public_id"), Case.case_number, Office.code)
+            .join(Case, Case.id == Person.case_id).join(Office, Office.id == Case.office_id)
+            .where(Person.id.in_(chunk))
+        ).all()
+        for r in rows:
+            candidates[r.id] = SimpleNamespace(
+                id=r.id, public_id=r.public_id, office_id=r.office_id, birth_year=r.birth_year, sex=r.sex,
+                case=SimpleNamespace(public_id=r.case_public_id, case_number=r.case_number,
+                                     office=SimpleNamespace(code=r.code)))
+    values_of = {(pid, cid): values for pid, cid, _reasons, values in done.duplicates}
+    decisions: dict[int, list[SimpleNamespace]] = {}
+    for d in done.decision_rows:
+        decisions.setdefault(d["person_id"], []).append(SimpleNamespace(**d, candidate=candidates[d["candidate_id"]]))
+    out, k = [], 0
+    for data, case_row in zip(cases, done.case_rows, strict=True):
+        case = SimpleNamespace(**case_row, office=office, incident=incidents.get(case_row["incident_id"]))
+        persons, duplicates, matches = [], [], {}
+        for i, member in enumerate(data["members"]):
+            row = done.person_rows[k]
+            k += 1
+            persons.append(SimpleNamespace(**row, need_codes=sorted(set(member.get("specific_needs") or []))))
+            for dd in decisions.get(row["id"], ()):
+                duplicates.append(dd)
+                matches.setdefault(i, []).append(Match(dd.candidate, dd.reasons.split(","),
+                                                       values_of[(row["id"], dd.candidate_id)]))
+        out.append(Registration(case, persons, duplicates, matches, data))  # type: ignore[arg-type]
     return out
 
 
@@ -893,12 +922,12 @@ def decide_duplicate(s: Session, user, decision_ref: str, decision: str) -> Dupl
 
 
 def registration_dict(
-    s: Session, user, reg: Registration, *, endpoint: str, ip: str | None = None, pending: list | None = None,
+    s: Session | None, user, reg: Registration, *, endpoint: str, ip: str | None = None, pending: list | None = None,
     audited: set[int] | None = None,
 ) -> dict:
     """The response to a registration, built from the validated input (nothing is
     decrypted but the candidates shown, which is an audited read). ``audited``: the read was
-    recorded already (:func:`shown_candidates`), listing these candidates: only they are shown."""
+    recorded already, listing these candidates: only they are shown."""
     case = reg.case
     members = []
     for person, member in zip(reg.persons, reg.data["members"], strict=True):
