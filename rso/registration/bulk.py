@@ -57,7 +57,6 @@ from rso.registration.models import (
     PRIORITY_RANK,
     ArrivalMode,
     Case,
-    CaseNumberCounter,
     CaseStatus,
     DuplicateDecision,
     DuplicateDecisionKind,
@@ -95,6 +94,11 @@ _SELECT_ENTRIES = (
 _SELECT_PLAIN = (
     "SELECT p.id, p.sex, p.birth_year, p.version, dk.wrapped IS NOT NULL FROM persons p "
     "JOIN data_keys dk ON dk.id = p.data_key_id WHERE p.id IN ({marks})"
+)
+#: the case-number counter of (office, year) raised by a count, created at it if missing (SQLite and PostgreSQL)
+_BUMP_COUNTER = (
+    "INSERT INTO case_number_counters (office_id, year, last) VALUES ({mark}, {mark}, {mark}) "
+    "ON CONFLICT (office_id, year) DO UPDATE SET last = case_number_counters.last + excluded.last RETURNING last"
 )
 _COPY_ENTRIES = "COPY blind_index_entries (kind, digest, owner_id, owner_type, data_key_id) FROM STDIN"
 _INSERT_ENTRIES = (
@@ -310,17 +314,9 @@ def _new_data_keys(s: Session, vault, count: int) -> list[tuple[int, bytes]]:
 def _reserve_case_numbers(s: Session, office: Office, year: int, count: int) -> int:
     """Take ``count`` consecutive sequence numbers of ``office`` in ``year`` (the counter row is
     locked until commit, so concurrent registrations never share a number); returns the first."""
-    table = CaseNumberCounter.__table__
-    if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    stmt = upsert(table).values(office_id=office.id, year=year, last=count)
-    last = s.execute(
-        stmt.on_conflict_do_update(index_elements=[table.c.office_id, table.c.year],
-                                   set_={"last": table.c.last + count})
-        .returning(table.c.last)
-    ).scalar_one()
+    conn = s.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    last = conn.exec_driver_sql(_BUMP_COUNTER.format(mark=mark), (office.id, year, count)).scalar_one()
     return last - count + 1
 
 

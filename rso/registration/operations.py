@@ -793,6 +793,13 @@ def write_cases(s: Session, user, cases: list[dict], *, vault=None, ips: list[st
     return done
 
 
+#: what an answer shows of a possible duplicate (a plain statement: it runs in every registration batch)
+_CANDIDATE_COLUMNS = (
+    "SELECT p.id, p.public_id, p.office_id, p.birth_year, p.sex, c.public_id, c.case_number, o.code "
+    "FROM persons p JOIN cases c ON c.id = p.case_id JOIN offices o ON o.id = c.office_id WHERE p.id IN ({marks})"
+)
+
+
 def written_registrations(s: Session, cases: list[dict], done) -> list[Registration]:
     """The :class:`Registration` of each case :func:`write_cases` wrote (``done``), built from
     the rows it wrote instead of reading them back: the case, its persons and its pending
@@ -804,18 +811,15 @@ def written_registrations(s: Session, cases: list[dict], done) -> list[Registrat
     incidents = {i.id: i for i in s.scalars(select(SeaIncident).where(SeaIncident.id.in_(incident_ids)))} \
         if incident_ids else {}
     candidates: dict[int, SimpleNamespace] = {}
+    conn = s.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for chunk in chunks(sorted({d["candidate_id"] for d in done.decision_rows}), 1000):
-        rows = s.execute(
-            select(Person.id, Person.public_id, Person.office_id, Person.birth_year, Person.sex,
-                   Case.public_id.label("case_public_id"), Case.case_number, Office.code)
-            .join(Case, Case.id == Person.case_id).join(Office, Office.id == Case.office_id)
-            .where(Person.id.in_(chunk))
-        ).all()
-        for r in rows:
-            candidates[r.id] = SimpleNamespace(
-                id=r.id, public_id=r.public_id, office_id=r.office_id, birth_year=r.birth_year, sex=r.sex,
-                case=SimpleNamespace(public_id=r.case_public_id, case_number=r.case_number,
-                                     office=SimpleNamespace(code=r.code)))
+        rows = conn.exec_driver_sql(_CANDIDATE_COLUMNS.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
+        for pid, public_id, office_id, birth_year, sex, case_public_id, case_number, office_code in rows:
+            candidates[pid] = SimpleNamespace(
+                id=pid, public_id=public_id, office_id=office_id, birth_year=birth_year, sex=Sex(sex),
+                case=SimpleNamespace(public_id=case_public_id, case_number=case_number,
+                                     office=SimpleNamespace(code=office_code)))
     values_of = {(pid, cid): values for pid, cid, _reasons, values in done.duplicates}
     decisions: dict[int, list[SimpleNamespace]] = {}
     for d in done.decision_rows:
