@@ -368,6 +368,47 @@ def test_find_duplicates_opens_only_the_phonetic_candidates_it_lists(app, cw):
     assert every.count == 40 * fields and listed.count <= 11 * fields
 
 
+def test_bulk_decrypts_only_the_names_of_candidates_found_by_the_phonetic_name_alone(app, cw):
+    """Forty namesakes, one holding a passport. A first probe (no document) opens the ten it lists
+    by their names only: had one of them its document, phone or name and date of birth, the exact
+    look-ups would have found it. A second probe, in the same run, carries that passport: its
+    holder, opened by name only just before, is opened again whole (the document is a reason).
+    Both lists are exactly what find_duplicates gives."""
+    from rso.registration.bulk import _NAME_FIELDS, _NOT_OPENED
+    from rso.vault.crypto import count_vault_reads
+
+    assert set(_NAME_FIELDS) | set(_NOT_OPENED) == set(ops.CONFIRM_FIELDS)
+    vault = vault_for(app)
+    passport = [{"type": "passport", "number": "MM7700123", "issuing_country": "MMR"}]
+    namesakes = [case_payload([member(given_name=g, family_name="Rahman", sex="M",
+                                      date_of_birth=f"1990-{1 + i % 12:02d}-{1 + i % 28:02d}",
+                                      **({"documents": passport} if i == 1 else {}))])
+                 for i, g in enumerate(["Mohammed", "Muhammad", "Mohamad", "Mohammad"] * 10)]
+    probes = [rules.validate_case(case_payload([member(given_name="Muhamad", family_name="Rahman", sex="M",
+                                                       date_of_birth="1990-06-30", **extra)]))
+              for extra in ({}, {"documents": passport})]
+    fields, names = len(ops.CONFIRM_FIELDS), len(_NAME_FIELDS)
+    with app.app_context(), session_scope(app) as s:
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        register_households_bulk(s, vault, [rules.validate_case(p) for p in namesakes], office=office, user=cw)
+        s.flush()
+        ctx = BulkContext(vault)
+        runs = []
+        for probe in probes:
+            expected = [(m.candidate.id, m.reasons) for m in ops.find_duplicates(s, probe["members"][0], vault=vault)]
+            with count_vault_reads() as reads:
+                res = register_households_bulk(s, vault, [probe], office=office, user=cw, context=ctx)
+            assert [(c, r) for _p, c, r, _v in res.duplicates] == expected
+            runs.append((expected, res.candidates_opened, reads.count))
+    (first, opened, count), (second, reopened, recount) = runs
+    assert len(first) == 10 and all(r == ["phonetic_name"] for _c, r in first)
+    assert opened == 10 and count == 10 * names  # names only
+    assert second[0][1] == ["same_document", "phonetic_name"]
+    # the passport holder again, whole; the ten next namesakes (one not opened before) by name; the rest
+    # came from the run's memory
+    assert reopened == 2 and recount == fields + names
+
+
 def test_phonetic_duplicates_come_from_the_pair_index_and_reindexing_restores_it(app, cw):
     """Two name tokens in common (here one from an alias) are looked up as a pair + year; a
     database indexed before the pair index existed finds them again after reindex_persons."""

@@ -15,7 +15,8 @@
   same :func:`~rso.registration.operations.match_reasons` as
   :func:`~rso.registration.operations.find_duplicates`, so both list the same matches. A
   phonetic-only candidate's place in the list is known before it is opened, so only as many
-  as can still enter a person's ten are confirmed; what a run decrypted or registered is kept
+  as can still enter a person's ten are confirmed, and of those only the names are decrypted;
+  what a run decrypted or registered is kept
   (bounded, in memory) for its later batches while the row is unchanged. Pending
   :class:`~rso.registration.models.DuplicateDecision` rows are written. Persons earlier in the
   same batch are candidates of later ones, as they would be when registered one by one;
@@ -210,8 +211,9 @@ class BulkContext:
     run_vault: Any = None
     weights: dict[str, int] = field(default_factory=dict)
     incidents: dict[tuple, int] = field(default_factory=dict)
-    #: ``{person id: (version, birth_year, sex, CONFIRM_FIELDS)}`` of persons registered or opened
-    #: in this run, most recently used last (see :meth:`remember`)
+    #: ``{person id: (version, birth_year, sex, CONFIRM_FIELDS, complete)}`` of persons registered or
+    #: opened in this run, most recently used last (see :meth:`remember`; ``complete`` False: only
+    #: the names were opened, see :func:`_open_candidates`)
     confirmed: OrderedDict = field(default_factory=OrderedDict)
     confirmed_max: int = 100_000
 
@@ -469,12 +471,16 @@ def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int |
     return out
 
 
-def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int, int | None, str, dict]]:
-    """``{person id: (version, birth_year, sex, opened CONFIRM_FIELDS)}`` of existing persons
-    (erased ones left out)."""
+def _open_candidates(s: Session, vault, ids: list[int], *, complete: bool = True) -> dict[int, tuple]:
+    """``{person id: (version, birth_year, sex, opened CONFIRM_FIELDS, complete)}`` of existing
+    persons (erased ones left out). ``complete=False`` opens the names only, for candidates found
+    by the phonetic look-ups alone: had one the probe's document, phone or name and date of birth,
+    those (exact) look-ups would have found it too, so its date of birth, documents and phone could
+    add no reason; they stay shut (left empty in the entry)."""
+    fields = ops.CONFIRM_FIELDS if complete else _NAME_FIELDS
     cols = [_PERSONS.c.id, _PERSONS.c.public_id, _PERSONS.c.version, _PERSONS.c.birth_year, _PERSONS.c.sex,
-            _DK.c.wrapped] + [_PERSONS.c[f"{name}_sealed"] for name in ops.CONFIRM_FIELDS]
-    out: dict[int, tuple[int, int | None, str, dict]] = {}
+            _DK.c.wrapped] + [_PERSONS.c[f"{name}_sealed"] for name in fields]
+    out: dict[int, tuple] = {}
     for chunk in chunks(sorted(ids), 1000):
         rows = s.execute(
             select(*cols).join(_DK, _DK.c.id == _PERSONS.c.data_key_id).where(_PERSONS.c.id.in_(chunk))
@@ -483,8 +489,15 @@ def _open_candidates(s: Session, vault, ids: list[int]) -> dict[int, tuple[int, 
             if row.wrapped is None:
                 continue  # crypto-shredded: no longer anyone's duplicate
             bk = vault.bound(vault.unwrap(row.wrapped))
-            out[row.id] = (row.version, row.birth_year, str(row.sex), ops._open_fields(bk, row, ops.CONFIRM_FIELDS))
+            opened = ops._open_fields(bk, row, fields)
+            out[row.id] = (row.version, row.birth_year, str(row.sex), opened if complete else _NOT_OPENED | opened,
+                           complete)
     return out
+
+
+#: the fields a phonetic match is confirmed on, and the others as a shut entry holds them
+_NAME_FIELDS = ("given_name", "family_name", "other_names")
+_NOT_OPENED = {"date_of_birth": None, "documents": [], "phone": None}
 
 
 def _sort_key(reasons: list[str], cand: int) -> tuple:
@@ -532,7 +545,8 @@ def _find_batch_duplicates(
     batch_entries: dict[int, tuple] = {}
     for j, pid in enumerate(person_ids):
         v = values[j]
-        e = batch_entries[pid] = (1, rules.birth_year(v.get("date_of_birth")), str(v.get("sex")), _confirm_values(v))
+        e = batch_entries[pid] = (1, rules.birth_year(v.get("date_of_birth")), str(v.get("sex")), _confirm_values(v),
+                                  True)
         ctx.remember(pid, e)
     external: set[int] = set()
     for _p, _k, owners in hits:
@@ -621,26 +635,31 @@ def _find_batch_duplicates(
                 todo.setdefault(pidx, []).extend(picked)
         if not todo:
             break
-        wanted = set()
-        for cands in todo.values():
+        wanted, complete = set(), set()  # complete: opened in full for someone (not by the phonetic name alone)
+        for pidx, cands in todo.items():
+            mine = strong.get(pidx, ())
             for c in cands:
                 if c not in in_batch:
                     wanted.add(c)
+                    if c in mine or pidx in capped:
+                        complete.add(c)
         t_open = time.perf_counter()
         entries: dict[int, tuple] = {}
         missing = []
         for c in wanted:
             e = ctx.confirmed.get(c)
-            if e is not None and e[0] == plain[c][2]:
+            if e is not None and e[0] == plain[c][2] and (e[4] or c not in complete):
                 ctx.confirmed.move_to_end(c)
                 entries[c] = e
             else:
                 missing.append(c)
-        if missing:
-            for c, e in _open_candidates(s, ctx.vault, missing).items():
-                entries[c] = e
-                ctx.remember(c, e)
-            opened_n += len(missing)
+        for ids, full in (([c for c in missing if c in complete], True),
+                          ([c for c in missing if c not in complete], False)):
+            if ids:
+                for c, e in _open_candidates(s, ctx.vault, ids, complete=full).items():
+                    entries[c] = e
+                    ctx.remember(c, e)
+        opened_n += len(missing)
         t_conf = time.perf_counter()
         timings["dup_open"] = timings.get("dup_open", 0.0) + (t_conf - t_open)
         for pidx, cands in todo.items():
@@ -651,7 +670,7 @@ def _find_batch_duplicates(
                 e = batch_entries[cand] if j is not None else entries.get(cand)
                 if e is None:
                     continue
-                _version, year, sex, theirs = e
+                _version, year, sex, theirs, _complete = e
                 reasons = ops.match_reasons(probe, year, theirs, keys=ctx.keys, candidate_sex=sex)
                 if reasons:
                     bucket.append((_sort_key(reasons, cand), cand, reasons, theirs))
