@@ -83,6 +83,8 @@ def event(
     )
 
 
+#: the chain's last link (a plain statement: every write that is audited runs it)
+_LAST_EVENT = "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"
 _COLUMNS = ("id", "at", "actor_id", "actor", "role", "action", "object_type", "object_id", "ip", "detail",
             "prev_hash", "hash")
 
@@ -93,7 +95,7 @@ def record_many(s: Session, events: list[AuditEvent]) -> list[AuditEvent]:
     if not events:
         return []
     _lock_chain(s)
-    last = s.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
+    last = s.connection().exec_driver_sql(_LAST_EVENT).first()
     prev = last.hash if last else GENESIS
     if s.get_bind().dialect.name == "sqlite":
         # the chain is locked (every SQLite transaction holds the write lock): the next ids follow the last

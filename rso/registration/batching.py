@@ -148,7 +148,7 @@ class RegistrationBatcher:
         from rso.users.models import User
 
         written: list[_Written] = []
-        reads: list = []  # the audited reads of the answers, appended to the trail together
+        events: list = []  # case.create events and the audited reads of the answers: appended together
         with self._session_factory() as s, s.begin():
             s.connection()  # wait for this process's turn to write (SQLite: the write gate), then take the queue
             groups: dict[tuple[int, str], list[_Job]] = {}
@@ -156,16 +156,17 @@ class RegistrationBatcher:
                 groups.setdefault((job.user_id, (job.data.get("office") or "").upper()), []).append(job)
             for (user_id, _office), jobs in groups.items():
                 user = s.get(User, user_id)  # this session's copy: the request's belongs to its thread
-                done = write_cases(s, user, [j.data for j in jobs], vault=self._vault, ips=[j.ip for j in jobs])
+                done = write_cases(s, user, [j.data for j in jobs], vault=self._vault, ips=[j.ip for j in jobs],
+                                   pending=events)
                 regs = written_registrations(s, [j.data for j in jobs], done)
                 for job, reg in zip(jobs, regs, strict=True):
                     # the candidates the answer will show by name: audited before anyone sees them
                     shown = {m.candidate.id for ms in reg.matches.values() for m in ms
                              if in_scope(user, m.candidate.office_id)}
-                    audit_read(s, user, shown, endpoint=job.endpoint, case=reg.case.id, ip=job.ip, pending=reads,
+                    audit_read(s, user, shown, endpoint=job.endpoint, case=reg.case.id, ip=job.ip, pending=events,
                                purpose="duplicate_check")
                     written.append((user, job, reg, shown))
-            record_many(s, reads)
+            record_many(s, events)
         return written
 
     def _answer(self, written: list[_Written]) -> None:

@@ -101,6 +101,11 @@ _BUMP_COUNTER = (
     "INSERT INTO case_number_counters (office_id, year, last) VALUES ({mark}, {mark}, {mark}) "
     "ON CONFLICT (office_id, year) DO UPDATE SET last = case_number_counters.last + excluded.last RETURNING last"
 )
+#: what confirming a candidate opens (a plain statement: it runs in every batch, registration API included)
+_SELECT_SEALED = (
+    "SELECT p.id, p.public_id, p.version, p.birth_year, p.sex, dk.wrapped, {sealed} FROM persons p "
+    "JOIN data_keys dk ON dk.id = p.data_key_id WHERE p.id IN ({marks})"
+)
 _COPY_ENTRIES = "COPY blind_index_entries (kind, digest, owner_id, owner_type, data_key_id) FROM STDIN"
 _INSERT_ENTRIES = (
     "INSERT INTO blind_index_entries (kind, digest, owner_id, owner_type, data_key_id) "
@@ -478,13 +483,13 @@ def _open_candidates(s: Session, vault, ids: list[int], *, complete: bool = True
     those (exact) look-ups would have found it too, so its date of birth, documents and phone could
     add no reason; they stay shut (left empty in the entry)."""
     fields = ops.CONFIRM_FIELDS if complete else _NAME_FIELDS
-    cols = [_PERSONS.c.id, _PERSONS.c.public_id, _PERSONS.c.version, _PERSONS.c.birth_year, _PERSONS.c.sex,
-            _DK.c.wrapped] + [_PERSONS.c[f"{name}_sealed"] for name in fields]
+    conn = s.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sealed = ", ".join(f"p.{name}_sealed" for name in fields)  # the module's own column names
     out: dict[int, tuple] = {}
     for chunk in chunks(sorted(ids), 1000):
-        rows = s.execute(
-            select(*cols).join(_DK, _DK.c.id == _PERSONS.c.data_key_id).where(_PERSONS.c.id.in_(chunk))
-        ).all()
+        rows = conn.exec_driver_sql(_SELECT_SEALED.format(sealed=sealed, marks=", ".join([mark] * len(chunk))),
+                                    tuple(chunk))
         for row in rows:
             if row.wrapped is None:
                 continue  # crypto-shredded: no longer anyone's duplicate

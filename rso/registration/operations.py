@@ -761,8 +761,10 @@ def register_cases(
     return load_registrations(s, cases, write_cases(s, user, cases, vault=vault, ips=ips))
 
 
-def write_cases(s: Session, user, cases: list[dict], *, vault=None, ips: list[str] | None = None):
-    """The writing half of :func:`register_cases`: the rows and the ``case.create`` events,
+def write_cases(s: Session, user, cases: list[dict], *, vault=None, ips: list[str] | None = None,
+                pending: list | None = None):
+    """The writing half of :func:`register_cases`: the rows and the ``case.create`` events
+    (appended to ``pending`` instead, when given, for the caller to record with its others),
     nothing read back. Returns the bulk result (ids, case numbers, priorities, duplicates)."""
     # the one write path for cases is the set-based one (imported here: the bulk module builds
     # on this one's sealing and duplicate helpers)
@@ -778,7 +780,7 @@ def write_cases(s: Session, user, cases: list[dict], *, vault=None, ips: list[st
     flagged: dict[int, int] = {}
     for pid, _cid, _reasons, _values in done.duplicates:
         flagged[pid] = flagged.get(pid, 0) + 1
-    record_many(s, [
+    created = [
         audit_event("case.create", actor=user, object_type="case", object_id=case_id,
                     ip=ips[n] if ips else None, detail={
                         "case_number": done.case_numbers[n],
@@ -789,7 +791,11 @@ def write_cases(s: Session, user, cases: list[dict], *, vault=None, ips: list[st
                         "priority": done.priorities[n],
                     })
         for n, (case_id, person_ids) in enumerate(zip(done.case_ids, done.person_ids, strict=True))
-    ])  # one append for the batch, one event per case
+    ]
+    if pending is not None:
+        pending.extend(created)
+    else:
+        record_many(s, created)  # one append for the batch, one event per case
     return done
 
 
