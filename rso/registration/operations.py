@@ -806,6 +806,12 @@ _CANDIDATE_COLUMNS = (
 )
 
 
+_INCIDENT_COLUMNS = (
+    "SELECT id, public_id, vessel_name, departure_point, disembarkation_point, date, number_aboard "
+    "FROM sea_incidents WHERE id IN ({marks})"
+)
+
+
 def written_registrations(s: Session, cases: list[dict], done) -> list[Registration]:
     """The :class:`Registration` of each case :func:`write_cases` wrote (``done``), built from
     the rows it wrote instead of reading them back: the case, its persons and its pending
@@ -813,12 +819,19 @@ def written_registrations(s: Session, cases: list[dict], done) -> list[Registrat
     (and the sea incidents) are read in one query each. For answers only (:func:`registration_dict`);
     call it in the writing transaction: what it returns stays usable after commit."""
     office = s.get(Office, done.case_rows[0]["office_id"]) if done.case_rows else None
-    incident_ids = sorted({r["incident_id"] for r in done.case_rows if r["incident_id"] is not None})
-    incidents = {i.id: i for i in s.scalars(select(SeaIncident).where(SeaIncident.id.in_(incident_ids)))} \
-        if incident_ids else {}
-    candidates: dict[int, SimpleNamespace] = {}
     conn = s.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    incident_ids = sorted({r["incident_id"] for r in done.case_rows if r["incident_id"] is not None})
+    incidents = {}
+    if incident_ids:
+        rows = conn.exec_driver_sql(_INCIDENT_COLUMNS.format(marks=", ".join([mark] * len(incident_ids))),
+                                    tuple(incident_ids))
+        for i, public_id, vessel, departure, disembarkation, day, aboard in rows:
+            incidents[i] = SimpleNamespace(  # the attributes _incident_dict reads (SQLite gives the date as text)
+                public_id=public_id, vessel_name=vessel, departure_point=departure,
+                disembarkation_point=disembarkation, number_aboard=aboard,
+                date=date.fromisoformat(day) if isinstance(day, str) else day)
+    candidates: dict[int, SimpleNamespace] = {}
     for chunk in chunks(sorted({d["candidate_id"] for d in done.decision_rows}), 1000):
         rows = conn.exec_driver_sql(_CANDIDATE_COLUMNS.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
         for pid, public_id, office_id, birth_year, sex, case_public_id, case_number, office_code in rows:
