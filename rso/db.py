@@ -396,6 +396,11 @@ def _bytes_as_is(value):
     return bytes(value)
 
 
+def param_mark(conn) -> str:
+    """The driver's placeholder for a plain statement on ``conn`` (sqlite3 ``?``, psycopg ``%s``)."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
 def insert_rows(s: Session, table, rows: list[dict]) -> None:
     """``INSERT`` rows (dicts with the same keys; table and column names are the model's) through
     the driver's ``executemany`` (PostgreSQL: ``COPY``), each value converted by its column type's
@@ -418,6 +423,6 @@ def insert_rows(s: Session, table, rows: list[dict]) -> None:
             for value in values:
                 copy.write_row(value)
         return
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
     conn.exec_driver_sql(sql, list(values))

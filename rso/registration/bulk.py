@@ -48,7 +48,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from rso.audit.operations import record
-from rso.db import chunks, insert_rows, new_ids, utcnow
+from rso.db import chunks, insert_rows, new_ids, param_mark, utcnow
 from rso.errors import ValidationFailed
 from rso.reference.models import Office
 from rso.registration import operations as ops
@@ -301,7 +301,7 @@ def _insert_entries(s: Session, rows: list[tuple]) -> None:
             for row in rows:
                 copy.write_row(row)
         return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     conn.exec_driver_sql(_INSERT_ENTRIES.format(mark=mark), rows)
 
 
@@ -322,7 +322,7 @@ def _reserve_case_numbers(s: Session, office: Office, year: int, count: int) -> 
     """Take ``count`` consecutive sequence numbers of ``office`` in ``year`` (the counter row is
     locked until commit, so concurrent registrations never share a number); returns the first."""
     conn = s.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     last = conn.exec_driver_sql(_BUMP_COUNTER.format(mark=mark), (office.id, year, count)).scalar_one()
     return last - count + 1
 
@@ -406,7 +406,7 @@ def _probe_rows(
     for _p, kind, digests, _n in probes:
         by_kind.setdefault(kind, set()).update(digests)
     conn = s.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     buckets: dict[tuple[str, str], list[int]] = {}
     for kind, digests in by_kind.items():
         ordered = sorted(digests)
@@ -465,7 +465,7 @@ def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int |
     applies the same filter in SQL)."""
     out: dict[int, tuple[str, int | None, int, bool]] = {}
     conn = s.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     for chunk in chunks(sorted(ids), _MAX_PARAMS):
         result = conn.exec_driver_sql(_SELECT_PLAIN.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
         try:
@@ -484,7 +484,7 @@ def _open_candidates(s: Session, vault, ids: list[int], *, complete: bool = True
     add no reason; they stay shut (left empty in the entry)."""
     fields = ops.CONFIRM_FIELDS if complete else _NAME_FIELDS
     conn = s.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     sealed = ", ".join(f"p.{name}_sealed" for name in fields)  # the module's own column names
     out: dict[int, tuple] = {}
     for chunk in chunks(sorted(ids), 1000):
@@ -979,7 +979,7 @@ def bulk_baseline(engine, n: int, *, batch_size: int = 1000) -> dict:
     cols = [c.name for c in table.columns if c.name != "id"]
     try:
         with engine.connect() as conn:
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            mark = param_mark(conn)
             # column names are this function's constants, values are bound parameters
             sql = f"INSERT INTO bench_baseline_persons ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"  # noqa: S608
             started = time.perf_counter()

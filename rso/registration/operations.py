@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, contains_eager, joinedload, lazyload
 
 from rso.audit.operations import event as audit_event
 from rso.audit.operations import record, record_many
-from rso.db import check_version, chunks, utcnow
+from rso.db import check_version, chunks, param_mark, utcnow
 from rso.errors import Conflict, NotFound, Refused, ValidationFailed
 from rso.reference.loader import codes
 from rso.reference.models import Office
@@ -820,7 +820,7 @@ def written_registrations(s: Session, cases: list[dict], done) -> list[Registrat
     call it in the writing transaction: what it returns stays usable after commit."""
     office = s.get(Office, done.case_rows[0]["office_id"]) if done.case_rows else None
     conn = s.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     incident_ids = sorted({r["incident_id"] for r in done.case_rows if r["incident_id"] is not None})
     incidents = {}
     if incident_ids:

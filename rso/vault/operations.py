@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from rso.db import chunks, utcnow
+from rso.db import chunks, param_mark, utcnow
 from rso.errors import NotFound, Refused, ValidationFailed
 from rso.vault.crypto import Vault
 from rso.vault.errors import DataErased, VaultError
@@ -256,7 +256,7 @@ def rotate(
                 params.append((new, kid, key_pk, old))
             if params:
                 conn = s.connection()
-                conn.exec_driver_sql(upd.format(m="?" if conn.dialect.paramstyle == "qmark" else "%s"), params)
+                conn.exec_driver_sql(upd.format(m=param_mark(conn)), params)
         last_id = rows[-1][0]
         result.rewrapped += len(params)
         result.batches += 1
