@@ -502,7 +502,7 @@ def _open_candidates(s: Session, vault, ids: list[int], *, complete: bool = True
 
 #: the fields a phonetic match is confirmed on, and the others as a shut entry holds them
 _NAME_FIELDS = ("given_name", "family_name", "other_names")
-_NOT_OPENED = {"date_of_birth": None, "documents": [], "phone": None}
+_NOT_OPENED = {"date_of_birth": None, "documents": (), "phone": None}
 
 
 def _sort_key(reasons: list[str], cand: int) -> tuple:
