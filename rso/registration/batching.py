@@ -156,9 +156,9 @@ class RegistrationBatcher:
                 groups.setdefault((job.user_id, (job.data.get("office") or "").upper()), []).append(job)
             for (user_id, _office), jobs in groups.items():
                 user = s.get(User, user_id)  # this session's copy: the request's belongs to its thread
-                done = write_cases(s, user, [j.data for j in jobs], vault=self._vault, ips=[j.ip for j in jobs],
-                                   pending=events)
-                regs = written_registrations(s, [j.data for j in jobs], done)
+                cases = [j.data for j in jobs]
+                done = write_cases(s, user, cases, vault=self._vault, ips=[j.ip for j in jobs], pending=events)
+                regs = written_registrations(s, cases, done)
                 for job, reg in zip(jobs, regs, strict=True):
                     # the candidates the answer will show by name: audited before anyone sees them
                     shown = {m.candidate.id for ms in reg.matches.values() for m in ms

@@ -247,8 +247,6 @@ class BulkResult:
     #: database ids of the new cases, in input order
     case_ids: list[int] = field(default_factory=list)
     case_numbers: list[str] = field(default_factory=list)
-    #: each new case's priority (``Priority`` value)
-    priorities: list[str] = field(default_factory=list)
     #: database ids of each case's persons, in member order
     person_ids: list[list[int]] = field(default_factory=list)
     persons: int = 0
@@ -890,7 +888,6 @@ def _register_batch(session: Session, vault, households: Sequence[dict], *, offi
         k += n
     result.case_ids = list(case_ids)
     result.case_numbers = [r["case_number"] for r in case_rows]
-    result.priorities = [str(r["priority"]) for r in case_rows]
     result.case_rows, result.person_rows, result.decision_rows = case_rows, person_rows, decision_rows
     result.persons = n_persons
     result.possible_duplicates = len(dups)

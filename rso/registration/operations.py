@@ -765,7 +765,7 @@ def write_cases(s: Session, user, cases: list[dict], *, vault=None, ips: list[st
                 pending: list | None = None):
     """The writing half of :func:`register_cases`: the rows and the ``case.create`` events
     (appended to ``pending`` instead, when given, for the caller to record with its others),
-    nothing read back. Returns the bulk result (ids, case numbers, priorities, duplicates)."""
+    nothing read back. Returns the bulk result (ids, case numbers, rows written, duplicates)."""
     # the one write path for cases is the set-based one (imported here: the bulk module builds
     # on this one's sealing and duplicate helpers)
     from rso.registration.bulk import BulkContext, register_households_bulk
@@ -788,7 +788,7 @@ def write_cases(s: Session, user, cases: list[dict], *, vault=None, ips: list[st
                         "members": len(person_ids),
                         "persons": person_ids,
                         "possible_duplicates": sum(flagged.get(pid, 0) for pid in person_ids),
-                        "priority": done.priorities[n],
+                        "priority": str(done.case_rows[n]["priority"]),
                     })
         for n, (case_id, person_ids) in enumerate(zip(done.case_ids, done.person_ids, strict=True))
     ]
@@ -839,10 +839,11 @@ def written_registrations(s: Session, cases: list[dict], done) -> list[Registrat
                 id=pid, public_id=public_id, office_id=office_id, birth_year=birth_year, sex=Sex(sex),
                 case=SimpleNamespace(public_id=case_public_id, case_number=case_number,
                                      office=SimpleNamespace(code=office_code)))
-    values_of = {(pid, cid): values for pid, cid, _reasons, values in done.duplicates}
-    decisions: dict[int, list[SimpleNamespace]] = {}
-    for d in done.decision_rows:
-        decisions.setdefault(d["person_id"], []).append(SimpleNamespace(**d, candidate=candidates[d["candidate_id"]]))
+    # each person's pending decisions with their matches (decision rows are written in duplicates' order)
+    decisions: dict[int, list[tuple[SimpleNamespace, Match]]] = {}
+    for d, (pid, cid, reasons, values) in zip(done.decision_rows, done.duplicates, strict=True):
+        decisions.setdefault(pid, []).append(
+            (SimpleNamespace(**d, candidate=candidates[cid]), Match(candidates[cid], reasons, values)))
     out, k = [], 0
     for data, case_row in zip(cases, done.case_rows, strict=True):
         case = SimpleNamespace(**case_row, office=office, incident=incidents.get(case_row["incident_id"]))
@@ -851,10 +852,9 @@ def written_registrations(s: Session, cases: list[dict], done) -> list[Registrat
             row = done.person_rows[k]
             k += 1
             persons.append(SimpleNamespace(**row, need_codes=sorted(set(member.get("specific_needs") or []))))
-            for dd in decisions.get(row["id"], ()):
+            for dd, match in decisions.get(row["id"], ()):
                 duplicates.append(dd)
-                matches.setdefault(i, []).append(Match(dd.candidate, dd.reasons.split(","),
-                                                       values_of[(row["id"], dd.candidate_id)]))
+                matches.setdefault(i, []).append(match)
         out.append(Registration(case, persons, duplicates, matches, data))  # type: ignore[arg-type]
     return out
 
