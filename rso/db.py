@@ -354,9 +354,10 @@ def new_ids(s: Session, table, count: int) -> list[int]:
         return []
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
-        seq = s.execute(select(func.pg_get_serial_sequence(table.name, "id"))).scalar_one()
+        # one round trip (it runs in every registration batch, while the batch holds its lock)
         return list(s.execute(
-            select(func.nextval(seq)).select_from(func.generate_series(1, count))
+            select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
+                func.generate_series(1, count))
         ).scalars())
     if dialect == "sqlite":
         # (a plain statement: this runs several times per registration batch)
