@@ -409,6 +409,49 @@ def test_bulk_decrypts_only_the_names_of_candidates_found_by_the_phonetic_name_a
     assert reopened == 2 and recount == fields + names
 
 
+def test_bulk_reads_the_plain_columns_only_of_the_phonetic_candidates_it_walks(app, cw, monkeypatch):
+    """Sixty namesakes born in 1990, every other one a woman, then ten born in 1991. For a man born
+    on a known day in 1990 the candidates can only be men born in 1990, walked in id order, their
+    sex and birth year read as they come up; for one born about 1991, men born in 1991 come first,
+    then those born in 1990. Far fewer than the seventy owners found are read, and each list is
+    the one find_duplicates gives."""
+    from rso.registration import bulk
+
+    vault = vault_for(app)
+    namesakes = [case_payload([member(given_name=g, family_name="Rahman", sex="F" if i % 2 else "M",
+                                      date_of_birth=f"{1991 if i >= 60 else 1990}-{1 + i % 12:02d}-{1 + i % 28:02d}")])
+                 for i, g in enumerate(["Mohammed", "Muhammad", "Mohamad", "Mohammad", "Mohamed"] * 14)]
+    estimated = {"dob_estimated": True, "age_assessment": {"method": "self_declared"}}
+    probes = [rules.validate_case(case_payload([member(given_name="Muhamad", family_name="Rahman", sex="M",
+                                                       date_of_birth=dob, **(estimated if len(dob) == 4 else {}))]))
+              for dob in ("1990-06-30", "1990-03-03", "1991")]
+    read: list[int] = []
+    plain_columns = bulk._plain_columns
+
+    def counting(s, ids):
+        ids = list(ids)
+        read.extend(ids)
+        return plain_columns(s, ids)
+
+    with app.app_context(), session_scope(app) as s:
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        register_households_bulk(s, vault, [rules.validate_case(p) for p in namesakes], office=office, user=cw)
+        s.flush()
+        owners = set(s.scalars(select(BlindIndexEntry.owner_id).where(BlindIndexEntry.kind == "phonetic_pair")))
+        expected = [[(m.candidate.id, m.reasons) for m in ops.find_duplicates(s, p["members"][0], vault=vault)]
+                    for p in probes]
+        monkeypatch.setattr(bulk, "_plain_columns", counting)
+        res = register_households_bulk(s, vault, probes, office=office, user=cw, context=BulkContext(vault))
+    assert len(owners) == 70
+    for probe_ids, listed in zip(res.person_ids, expected, strict=True):
+        assert [(c, r) for p, c, r, _v in res.duplicates if p == probe_ids[0]] == listed
+    assert len(expected[0]) == 10 and all(r == ["phonetic_name"] for _c, r in expected[0])
+    assert expected[1] == expected[0]  # the first probe (same batch) comes after ten namesakes with smaller ids
+    assert [r for _c, r in expected[2]] == [["phonetic_name"]] * 5 + [["phonetic_name_near"]] * 5
+    # ten men and the ten women between them; the ten born in 1991
+    assert len(set(read)) == 30 < len(owners)
+
+
 def test_phonetic_duplicates_come_from_the_pair_index_and_reindexing_restores_it(app, cw):
     """Two name tokens in common (here one from an alias) are looked up as a pair + year; a
     database indexed before the pair index existed finds them again after reindex_persons."""

@@ -92,10 +92,7 @@ _SELECT_ENTRIES = (
     "SELECT digest, owner_id FROM blind_index_entries "
     "WHERE kind = {mark} AND digest IN ({marks}) AND COALESCE(owner_type, '') = 'person'"
 )
-_SELECT_PLAIN = (
-    "SELECT p.id, p.sex, p.birth_year, p.version, dk.wrapped IS NOT NULL FROM persons p "
-    "JOIN data_keys dk ON dk.id = p.data_key_id WHERE p.id IN ({marks})"
-)
+_SELECT_PLAIN = "SELECT id, sex, birth_year, version FROM persons WHERE id IN ({marks})"
 #: the case-number counter of (office, year) raised by a count, created at it if missing (SQLite and PostgreSQL)
 _BUMP_COUNTER = (
     "INSERT INTO case_number_counters (office_id, year, last) VALUES ({mark}, {mark}, {mark}) "
@@ -235,7 +232,8 @@ class BulkContext:
         """Keep a candidate's confirmation values for the later batches of this run (in memory
         only, bounded): the same early registrants of common names are candidates again and
         again, and opening one costs a key unwrap and six decryptions. An entry is used only
-        while the person's row version is unchanged and its data key live (checked per batch)."""
+        while the person's row version is unchanged (checked per batch; a crypto-shredded person owns
+        no blind index entries, so is never a candidate again)."""
         self.confirmed[person_id] = entry
         self.confirmed.move_to_end(person_id)
         while len(self.confirmed) > self.confirmed_max:
@@ -396,10 +394,11 @@ def _resolve_incidents(s: Session, ctx: BulkContext, office: Office, households:
 # =========================================================================== duplicates
 def _probe_rows(
     s: Session, probes: list[tuple[int, str, list[str], int]]
-) -> list[tuple[int, str, Iterable[int]]]:
+) -> tuple[list[tuple[int, str, Iterable[int]]], dict[tuple[str, str], list[int]]]:
     """``(probe index, kind, owner ids)``: the persons owning at least ``at_least`` of a
     probe's digests (``operations._candidates`` for a whole batch): one ``IN`` query per index
-    kind and chunk of digests; the owners are then counted per probe here."""
+    kind and chunk of digests; the owners are then counted per probe here. Also returns the
+    owners of each ``(kind, digest)``."""
     by_kind: dict[str, set[str]] = {}
     for _p, kind, digests, _n in probes:
         by_kind.setdefault(kind, set()).update(digests)
@@ -449,7 +448,7 @@ def _probe_rows(
             owners = {o for o, n in seen.items() if n >= at_least}
         if owners:
             out.append((p, kind, owners))
-    return out
+    return out, buckets
 
 
 def _confirm_values(values: dict) -> dict:
@@ -457,18 +456,20 @@ def _confirm_values(values: dict) -> dict:
     return {name: ops._decode(name, ops._encode(name, values.get(name))) for name in ops.CONFIRM_FIELDS}
 
 
-def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int | None, int, bool]]:
-    """``{person id: (sex code, birth year, row version, data key live)}`` of existing persons: what
-    a candidate is filtered and ranked on before anything is decrypted (``operations.phonetic_peer``
-    applies the same filter in SQL)."""
+def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int | None, int]]:
+    """``{person id: (sex code, birth year, row version)}`` of existing persons: what a candidate
+    is filtered and ranked on before anything is decrypted (``operations.phonetic_peer`` applies
+    the same filter in SQL). Whether its data key is live is not read: a crypto-shredded person
+    owns no blind index entries (``vault.operations.shred`` deletes them with the key), so it is
+    never a candidate here, and :func:`_open_candidates` skips one all the same."""
     out: dict[int, tuple[str, int | None, int, bool]] = {}
     conn = s.connection()
     mark = param_mark(conn)
     for chunk in chunks(sorted(ids), _MAX_PARAMS):
         result = conn.exec_driver_sql(_SELECT_PLAIN.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
         try:
-            for pid, sex, year, version, live in result.cursor.fetchall():
-                out[pid] = (sex, year, version, bool(live))
+            for pid, sex, year, version in result.cursor.fetchall():
+                out[pid] = (sex, year, version)
         finally:
             result.close()
     return out
@@ -501,6 +502,17 @@ def _open_candidates(s: Session, vault, ids: list[int], *, complete: bool = True
 #: the fields a phonetic match is confirmed on, and the others as a shut entry holds them
 _NAME_FIELDS = ("given_name", "family_name", "other_names")
 _NOT_OPENED = {"date_of_birth": None, "documents": (), "phone": None}
+
+
+def _same_year_owners(run, probe, buckets: dict[tuple[str, str], list[int]]) -> set[int]:
+    """The owners of ``probe``'s phonetic digests for its own birth year: a candidate listed as
+    ``phonetic_name`` (same year) holds one, so every other owner can be listed ``_near`` at best."""
+    if probe.need >= 2:
+        kind, digests = ops.PHONETIC_PAIR, run.blind.pair_digests(probe.tokens, [probe.year])
+    else:
+        kind, digests = ops.PHONETIC_NAME, ops._phonetic_digests(run, sorted(probe.tokens), [probe.year],
+                                                                 blind=run.blind)
+    return {o for d in digests for o in buckets.get((kind, d), ())}
 
 
 def _sort_key(reasons: list[str], cand: int) -> tuple:
@@ -541,7 +553,7 @@ def _find_batch_duplicates(
         if digests
     ]
     t1 = time.perf_counter()
-    hits = _probe_rows(s, probes)
+    hits, buckets = _probe_rows(s, probes)
     t2 = time.perf_counter()
     in_batch = {pid: i for i, pid in enumerate(person_ids)}
     # this batch's persons, as a later batch would find them (no decryption needed)
@@ -551,36 +563,43 @@ def _find_batch_duplicates(
         e = batch_entries[pid] = (1, rules.birth_year(v.get("date_of_birth")), str(v.get("sex")), _confirm_values(v),
                                   True)
         ctx.remember(pid, e)
-    external: set[int] = set()
-    for _p, _k, owners in hits:
-        external.update(owners)
-    plain = _plain_columns(s, external.difference(in_batch))
     years = [set(p.phonetic_years) for p in probes_by_person]
     # the sexes a phonetic-only candidate may have (ops.sexes_compatible), None: any
     sexes = [None if not p.sex or p.sex == Sex.OTHER.value else {p.sex, Sex.OTHER.value, None, ""}
              for p in probes_by_person]
     batch_sex = [None if v.get("sex") is None else str(v["sex"]) for v in values]
     batch_year = [batch_entries[pid][1] for pid in person_ids]
+    # The owners found by a phonetic look-up are filtered as they come up, in the order they could
+    # be listed (see `refill`), not all at once: ten confirmed matches usually end the search long
+    # before. Not for an estimated birth year with more owners than are kept (the first _CAP to
+    # pass the filter, by id, whatever their year: those are only known by filtering them all).
+    lazy = {pidx for pidx, kind, owners in hits
+            if kind in _PHONETIC and (len(years[pidx]) == 1 or len(owners) <= _CAP)}
+    external: set[int] = set()
+    for pidx, kind, owners in hits:
+        if pidx not in lazy or kind not in _PHONETIC:
+            external.update(owners)
+    plain = _plain_columns(s, external.difference(in_batch))
+
+    def passes(pidx: int, owner: int, phonetic: bool) -> bool:
+        j = in_batch.get(owner)
+        if j is not None:
+            # only persons registered before this one's case (never its own case, never a later one)
+            if case_index[j] >= case_index[pidx]:
+                return False
+            sex, year = batch_sex[j], batch_year[j]
+        else:
+            found = plain.get(owner)
+            if found is None:
+                return False  # gone (erased persons own no entries)
+            sex, year = found[0], found[1]
+        ok_sexes = sexes[pidx]
+        return not phonetic or (year in years[pidx] and (ok_sexes is None or sex in ok_sexes))
+
     per_kind: dict[tuple[int, str], list[int]] = {}
     for pidx, kind, owners in hits:
         phonetic = kind in _PHONETIC
-        mine, ok_years, ok_sexes = case_index[pidx], years[pidx], sexes[pidx]
-        keep = []
-        for owner in owners:
-            j = in_batch.get(owner)
-            if j is not None:
-                # only persons registered before this one's case (never its own case, never a later one)
-                if case_index[j] >= mine:
-                    continue
-                sex, year = batch_sex[j], batch_year[j]
-            else:
-                found = plain.get(owner)
-                if found is None or not found[3]:
-                    continue  # gone, or crypto-shredded: no longer anyone's duplicate
-                sex, year = found[0], found[1]
-            if phonetic and (year not in ok_years or (ok_sexes is not None and sex not in ok_sexes)):
-                continue
-            keep.append(owner)
+        keep = list(owners) if phonetic and pidx in lazy else [o for o in owners if passes(pidx, o, phonetic)]
         if keep:
             per_kind[(pidx, kind)] = keep
     strong: dict[int, set[int]] = {}
@@ -589,7 +608,7 @@ def _find_batch_duplicates(
     for (pidx, kind), owners in per_kind.items():
         owners.sort()
         if kind in _PHONETIC:
-            weak[pidx] = owners[:_CAP]
+            weak[pidx] = owners if pidx in lazy else owners[:_CAP]
         else:
             strong.setdefault(pidx, set()).update(owners[:_CAP])
             if len(owners) > _CAP:
@@ -607,16 +626,65 @@ def _find_batch_duplicates(
 
     # phonetic-only candidates in the order they would be listed (same birth year first, then id)
     queue: dict[int, list[tuple[tuple, int]]] = {}
+    # lazy look-ups' owners not yet filtered, each with the least key it may have, the least last:
+    # those born the probe's year by the index (the same-year digests), then the others, by id
+    unchecked: dict[int, list[tuple[tuple, int]]] = {}
+    passed = dict.fromkeys(lazy, 0)  # of those, how many passed the filter (the first _CAP count, as above)
     for pidx, owners in weak.items():
+        if pidx in lazy:
+            probe = probes_by_person[pidx]
+            same_year = set(owners) if len(years[pidx]) == 1 else _same_year_owners(run, probe, buckets)
+            unchecked[pidx] = [((_PHONETIC_RANK[c not in same_year], -1, c), c)
+                               for c in sorted(owners, key=lambda c: (c not in same_year, c), reverse=True)]
+            queue[pidx] = []
+            continue
         mine = strong.get(pidx, set())
         year = probes_by_person[pidx].year
         ranked = [((_PHONETIC_RANK[0 if year_of(c) == year else 1], -1, c), c) for c in owners if c not in mine]
         ranked.sort(reverse=True)  # popped from the end
         queue[pidx] = ranked
+
+    def refill() -> None:
+        """Filter the next owners of each lazy look-up until its queue holds every candidate its
+        list may still need, reading the plain columns of all of them in one query per round."""
+        while True:
+            walk: dict[int, list[int]] = {}
+            for p, rest in unchecked.items():
+                if not rest:
+                    continue
+                if p in capped:
+                    n = len(rest)  # all are confirmed (see below)
+                else:
+                    have = sorted(k for k, *_ in found.get(p, ()))
+                    bound = rest[-1][0]  # no owner still unchecked can be placed before it
+                    if len(have) < _LIMIT:
+                        certain = sum(1 for k, _c in queue[p] if k < bound)
+                        n = 2 * (_LIMIT - len(have) - certain)  # about half pass the filter
+                    else:  # only an owner placed before the tenth match found so far could still enter
+                        n = 2 * _LIMIT if bound < have[_LIMIT - 1] else 0
+                if n > 0:
+                    walk[p], rest[-n:] = [c for _k, c in reversed(rest[-n:])], []
+            if not walk:
+                return
+            plain.update(_plain_columns(s, {c for part in walk.values() for c in part
+                                            if c not in in_batch and c not in plain}))
+            for p, part in walk.items():
+                mine, year, queued = strong.get(p, ()), probes_by_person[p].year, queue[p]
+                for c in part:
+                    if passes(p, c, True):
+                        passed[p] += 1
+                        if c not in mine:
+                            queued.append(((_PHONETIC_RANK[0 if year_of(c) == year else 1], -1, c), c))
+                        if passed[p] == _CAP:
+                            unchecked[p] = []
+                            break
+                queued.sort(reverse=True)  # popped from the end
+
     found: dict[int, list[tuple[tuple, int, list[str], dict]]] = {}
     todo: dict[int, list[int]] = {pidx: sorted(c) for pidx, c in strong.items()}
     opened_n = 0
     while True:
+        refill()
         # the phonetic-only candidates each person still needs: enough to fill its list,
         # assuming each confirms (most do; those that do not are replaced in the next round)
         for pidx, ranked in queue.items():

@@ -329,7 +329,8 @@ class DuplicateDecision(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_public_id)
     #: the newly registered record
-    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    #: (looked up by the unique constraint's index, which starts with it)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
     #: the existing record it may duplicate
     candidate_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
     #: reason codes, comma separated (see operations.REASON_TEXT); not personal data
