@@ -36,6 +36,12 @@ class Report:
     engine: str
     rows: list[Row] = field(default_factory=list)
 
+    @property
+    def slack(self) -> int:
+        """The targets are set for SQLite on this machine; PostgreSQL (a server a network hop
+        away) is to stay within a factor of 2 of them."""
+        return 2 if self.engine == "postgresql" else 1
+
     def add(self, name, value, baseline="", ratio="", target="", ok=None):
         self.rows.append(Row(name, value, baseline, ratio, target, ok))
 
@@ -112,7 +118,7 @@ def measure_lookups(app, report: Report, samples: list[dict], repeats: int) -> N
         raw_dup = repeat(lambda i: s.execute(text(
             "SELECT owner_id FROM blind_index_entries WHERE kind = 'document' AND digest = :d"),
             {"d": digests[i % len(digests)]}).all(), repeats)
-        _latency_row(report, "duplicate look-up", dup, raw_dup, "p95 < 50 ms")
+        _latency_row(report, "duplicate look-up", dup, raw_dup)
 
         def search(i):
             m = members[i % len(members)]
@@ -127,7 +133,7 @@ def measure_lookups(app, report: Report, samples: list[dict], repeats: int) -> N
         raw_search = repeat(lambda i: s.execute(text(
             "SELECT owner_id FROM blind_index_entries WHERE kind = 'name_dob' AND digest = :d LIMIT 50"),
             {"d": name_digests[i % len(name_digests)]}).all(), repeats)
-        _latency_row(report, "search by phonetic name + year", found, raw_search, "p95 < 50 ms")
+        _latency_row(report, "search by phonetic name + year", found, raw_search)
 
         busiest = s.execute(text(
             "SELECT procedure, state, count(*) AS n FROM workflow_items WHERE closed = :f "
@@ -139,7 +145,7 @@ def measure_lookups(app, report: Report, samples: list[dict], repeats: int) -> N
         raw_first = repeat(lambda i: s.execute(text(
             "SELECT id FROM workflow_items WHERE procedure = :p AND state = :s "
             "ORDER BY priority, needs_rank, queue_due_at, id LIMIT 50"), {"p": proc, "s": state}).all(), repeats)
-        _latency_row(report, f"queue first page ({total:,} items)", first, raw_first, "p95 < 50 ms")
+        _latency_row(report, f"queue first page ({total:,} items)", first, raw_first)
         deep_row = s.execute(text(
             "SELECT id FROM workflow_items WHERE procedure = :p AND state = :s "
             "ORDER BY priority, needs_rank, queue_due_at, id LIMIT 1 OFFSET :o"),
@@ -156,14 +162,14 @@ def measure_lookups(app, report: Report, samples: list[dict], repeats: int) -> N
             {"p": proc, "s": state, "a": anchor.priority, "b": anchor.needs_rank,
              "c": anchor.queue_due_at if s.get_bind().dialect.name == "postgresql"
              else anchor.queue_due_at.strftime("%Y-%m-%d %H:%M:%S.%f"), "d": anchor.id}).all(), repeats)
-        _latency_row(report, "queue deep page (90%)", deep, raw_deep, "p95 < 50 ms")
+        _latency_row(report, "queue deep page (90%)", deep, raw_deep)
 
 
-def _latency_row(report: Report, name: str, app: Sample, raw: Sample, target: str) -> None:
-    limit = float(target.split("<")[1].split()[0]) if "<" in target else None
+def _latency_row(report: Report, name: str, app: Sample, raw: Sample) -> None:
+    limit = 50 * report.slack
     report.add(name, f"{app.median_ms:.2f} ms (p95 {app.p95_ms:.2f})", f"{raw.median_ms:.2f} ms",
-               f"{app.median_ms / raw.median_ms:.1f}x" if raw.median_ms else "", target,
-               None if limit is None else app.p95_ms < limit)
+               f"{app.median_ms / raw.median_ms:.1f}x" if raw.median_ms else "", f"p95 < {limit} ms",
+               app.p95_ms < limit)
 
 
 def measure_report(app, report: Report, repeats: int) -> None:
@@ -177,9 +183,10 @@ def measure_report(app, report: Report, repeats: int) -> None:
         raw = repeat(lambda i: s.execute(text(
             "SELECT nationality, sex, birth_year, count(*) FROM persons GROUP BY nationality, sex, birth_year"
         )).all(), max(3, repeats // 5))
+    limit = 2000 * report.slack
     report.add("NCP caseload report", f"{sample.median_ms:.0f} ms", f"{raw.median_ms:.0f} ms",
-               f"{sample.median_ms / raw.median_ms:.1f}x", "< 2000 ms; 0 decryptions",
-               sample.median_ms < 2000 and reads.count == 0)
+               f"{sample.median_ms / raw.median_ms:.1f}x", f"< {limit} ms; 0 decryptions",
+               sample.median_ms < limit and reads.count == 0)
 
 
 def measure_api(app, cfg: dict, report: Report, samples: list[dict], requests: int) -> None:
@@ -225,12 +232,13 @@ def measure_api(app, cfg: dict, report: Report, samples: list[dict], requests: i
         for proc in (server, hello):
             proc.terminate()
             proc.wait(timeout=10)
-    ok = real["rps"] > 200 and real["p95_ms"] < 100 and real["errors"] == 0
+    rps, p95 = 200 // report.slack, 100 * report.slack
+    ok = real["rps"] > rps and real["p95_ms"] < p95 and real["errors"] == 0
     report.add(f"registration API ({API_CLIENTS} clients)",
                f"{real['rps']:.0f} req/s (p95 {real['p95_ms']:.0f} ms, {real['errors']} errors)",
                f"{base['rps']:.0f} req/s (p95 {base['p95_ms']:.1f} ms)",
                f"{real['rps'] / base['rps']:.2f}" if base["rps"] else "",
-               "> 200 req/s, p95 < 100 ms", ok)
+               f"> {rps} req/s, p95 < {p95} ms", ok)
 
 
 def measure_rotation(app, report: Report, persons: int) -> None:
@@ -268,7 +276,7 @@ def measure_rotation(app, report: Report, persons: int) -> None:
     projected = 1_000_000 / rate
     report.add(f"master key rotation ({keys:,} keys)", f"{rate:,.0f} keys/s ({seconds:.1f} s)",
                f"{raw_rate:,.0f} keys/s (AES-GCM only)", f"{rate / raw_rate:.2f}",
-               "1,000,000 in < 60 s", projected < 60)
+               f"1,000,000 in < {60 * report.slack} s", projected < 60 * report.slack)
 
 
 def measure_matching(report: Report) -> None:
@@ -332,7 +340,7 @@ def build_caseload(app, report: Report, persons: int, seed: int, console) -> lis
     report.add(f"bulk registration ({result['persons']:,} persons, {result['possible_duplicates']:,} flagged)",
                f"{rate:,.0f} persons/s ({result['seconds']:.0f} s)",
                f"{raw_rate:,.0f} rows/s (executemany + 3 AES-GCM + 2 HMAC)", f"{rate / raw_rate:.2f}",
-               ">= 0.5 of baseline", rate >= 0.5 * raw_rate)
+               f">= {0.5 / report.slack} of baseline", rate >= 0.5 / report.slack * raw_rate)
     seconds = _start_rsd_items(app, console)
     report.add("workflow items started (one RSD item per case)", f"{seconds:.1f} s", "", "", "")
     samples = []
