@@ -462,7 +462,7 @@ def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int |
     the same filter in SQL). Whether its data key is live is not read: a crypto-shredded person
     owns no blind index entries (``vault.operations.shred`` deletes them with the key), so it is
     never a candidate here, and :func:`_open_candidates` skips one all the same."""
-    out: dict[int, tuple[str, int | None, int, bool]] = {}
+    out: dict[int, tuple[str, int | None, int]] = {}
     conn = s.connection()
     mark = param_mark(conn)
     for chunk in chunks(sorted(ids), _MAX_PARAMS):
