@@ -452,6 +452,30 @@ def test_bulk_reads_the_plain_columns_only_of_the_phonetic_candidates_it_walks(a
     assert len(set(read)) == 30 < len(owners)
 
 
+def test_a_same_year_namesake_is_not_cut_by_five_hundred_born_the_year_before(app, cw):
+    """A look-up keeps 500 phonetic candidates. For a man born about 1990, 510 namesakes born in 1989
+    (each a possible phonetic_name_near) have smaller ids than the one born in 1990; he is kept, and
+    listed first, by find_duplicates and by the bulk path alike."""
+    vault = vault_for(app)
+    namesakes = [case_payload([member(given_name="Mohammed", family_name="Rahman", sex="M",
+                                      date_of_birth=f"{1989 if i < 510 else 1990}-{1 + i % 12:02d}-{1 + i % 28:02d}")])
+                 for i in range(511)]
+    probe = rules.validate_case(case_payload([member(given_name="Muhammad", family_name="Rahman", sex="M",
+                                                     date_of_birth="1990", dob_estimated=True,
+                                                     age_assessment={"method": "self_declared"})]))
+    with app.app_context(), session_scope(app) as s:
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        first = register_households_bulk(s, vault, [rules.validate_case(p) for p in namesakes], office=office,
+                                         user=cw)
+        s.flush()
+        born_1990 = first.person_ids[-1][0]
+        expected = [(m.candidate.id, m.reasons) for m in ops.find_duplicates(s, probe["members"][0], vault=vault)]
+        res = register_households_bulk(s, vault, [probe], office=office, user=cw, context=BulkContext(vault))
+    assert expected[0] == (born_1990, ["phonetic_name"])
+    assert [r for _c, r in expected[1:]] == [["phonetic_name_near"]] * 9
+    assert [(c, r) for _p, c, r, _v in res.duplicates] == expected
+
+
 def test_phonetic_duplicates_come_from_the_pair_index_and_reindexing_restores_it(app, cw):
     """Two name tokens in common (here one from an alias) are looked up as a pair + year; a
     database indexed before the pair index existed finds them again after reindex_persons."""

@@ -571,8 +571,8 @@ def _find_batch_duplicates(
     batch_year = [batch_entries[pid][1] for pid in person_ids]
     # The owners found by a phonetic look-up are filtered as they come up, in the order they could
     # be listed (see `refill`), not all at once: ten confirmed matches usually end the search long
-    # before. Not for an estimated birth year with more owners than are kept (the first _CAP to
-    # pass the filter, by id, whatever their year: those are only known by filtering them all).
+    # before. Not for an estimated birth year with more owners than are kept (the first _CAP to pass
+    # the filter, same year first, then by id: a collision may place an owner in the wrong tier).
     lazy = {pidx for pidx, kind, owners in hits
             if kind in _PHONETIC and (len(years[pidx]) == 1 or len(owners) <= _CAP)}
     external: set[int] = set()
@@ -596,6 +596,10 @@ def _find_batch_duplicates(
         ok_sexes = sexes[pidx]
         return not phonetic or (year in years[pidx] and (ok_sexes is None or sex in ok_sexes))
 
+    def year_of(cand: int) -> int | None:
+        j = in_batch.get(cand)
+        return rules.birth_year(values[j].get("date_of_birth")) if j is not None else plain[cand][1]
+
     per_kind: dict[tuple[int, str], list[int]] = {}
     for pidx, kind, owners in hits:
         phonetic = kind in _PHONETIC
@@ -608,7 +612,11 @@ def _find_batch_duplicates(
     for (pidx, kind), owners in per_kind.items():
         owners.sort()
         if kind in _PHONETIC:
-            weak[pidx] = owners if pidx in lazy else owners[:_CAP]
+            if pidx not in lazy:  # the first _CAP, those born the probe's year first (as find_duplicates)
+                year = probes_by_person[pidx].year
+                owners.sort(key=lambda c: year_of(c) != year)  # stable: by id within each
+                del owners[_CAP:]
+            weak[pidx] = owners
         else:
             strong.setdefault(pidx, set()).update(owners[:_CAP])
             if len(owners) > _CAP:
@@ -619,10 +627,6 @@ def _find_batch_duplicates(
     timings["dup_filter"] = timings.get("dup_filter", 0.0) + (t3 - t2)
     if not strong and not weak:
         return []
-
-    def year_of(cand: int) -> int | None:
-        j = in_batch.get(cand)
-        return rules.birth_year(values[j].get("date_of_birth")) if j is not None else plain[cand][1]
 
     # phonetic-only candidates in the order they would be listed (same birth year first, then id)
     queue: dict[int, list[tuple[tuple, int]]] = {}

@@ -24,6 +24,7 @@ from datetime import date
 from types import SimpleNamespace
 
 from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session, contains_eager, joinedload, lazyload
 
 from rso.audit.operations import event as audit_event
@@ -378,19 +379,25 @@ def _owner_is_person():
 
 
 def _candidates(
-    s: Session, kind: str, digests: list[str], *, at_least: int = 1, cap: int = 500, where=()
+    s: Session, kind: str, digests: list[str], *, at_least: int = 1, cap: int = 500, where=(),
+    year: int | None = None,
 ) -> list[int]:
     """Person ids holding ``at_least`` of ``digests`` under ``kind`` (index seek on kind, digest),
-    meeting the conditions on plain ``Person`` columns in ``where`` (see :func:`phonetic_peer`)."""
+    meeting the conditions on plain ``Person`` columns in ``where`` (see :func:`phonetic_peer`);
+    the first ``cap`` by id, those born in ``year`` (when given, with ``where``) first: they are
+    listed first, and must not be cut by owners of the years either side."""
     stmt = select(BlindIndexEntry.owner_id).where(
         BlindIndexEntry.kind == kind, BlindIndexEntry.digest.in_(sorted(set(digests))), _owner_is_person()
     )
+    order = [BlindIndexEntry.owner_id]
     if where:
         stmt = stmt.join(Person, Person.id == BlindIndexEntry.owner_id).where(*where)
+        if year is not None:
+            order.insert(0, func.min(sql_case((Person.birth_year == year, 0), else_=1)))
     stmt = stmt.group_by(BlindIndexEntry.owner_id)
     if at_least > 1:
         stmt = stmt.having(func.count(func.distinct(BlindIndexEntry.digest)) >= at_least)
-    return list(s.scalars(stmt.limit(cap)))
+    return list(s.scalars(stmt.order_by(*order).limit(cap)))
 
 
 @dataclass
@@ -563,7 +570,8 @@ def find_duplicates(
     phonetic: set[int] = set()
     for kind, digests, at_least in probe.lookups:
         if kind in PHONETIC_LOOKUPS:
-            phonetic.update(_candidates(s, kind, digests, at_least=at_least, where=phonetic_peer(probe)))
+            phonetic.update(_candidates(s, kind, digests, at_least=at_least, where=phonetic_peer(probe),
+                                        year=probe.year))
         else:
             strong.update(_candidates(s, kind, digests, at_least=at_least))
     phonetic -= strong
