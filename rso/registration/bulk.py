@@ -504,17 +504,6 @@ _NAME_FIELDS = ("given_name", "family_name", "other_names")
 _NOT_OPENED = {"date_of_birth": None, "documents": (), "phone": None}
 
 
-def _same_year_owners(run, probe, buckets: dict[tuple[str, str], list[int]]) -> set[int]:
-    """The owners of ``probe``'s phonetic digests for its own birth year: a candidate listed as
-    ``phonetic_name`` (same year) holds one, so every other owner can be listed ``_near`` at best."""
-    if probe.need >= 2:
-        kind, digests = ops.PHONETIC_PAIR, run.blind.pair_digests(probe.tokens, [probe.year])
-    else:
-        kind, digests = ops.PHONETIC_NAME, ops._phonetic_digests(run, sorted(probe.tokens), [probe.year],
-                                                                 blind=run.blind)
-    return {o for d in digests for o in buckets.get((kind, d), ())}
-
-
 def _sort_key(reasons: list[str], cand: int) -> tuple:
     # operations.match_order
     return (min(_REASON_ORDER.index(r) for r in reasons), -len(reasons), cand)
@@ -600,6 +589,10 @@ def _find_batch_duplicates(
         j = in_batch.get(cand)
         return rules.birth_year(values[j].get("date_of_birth")) if j is not None else plain[cand][1]
 
+    def phonetic_key(cand: int, year: int | None) -> tuple:
+        # where a phonetic-only candidate would be listed (_sort_key of the reason it can have)
+        return (_PHONETIC_RANK[0 if year_of(cand) == year else 1], -1, cand)
+
     per_kind: dict[tuple[int, str], list[int]] = {}
     for pidx, kind, owners in hits:
         phonetic = kind in _PHONETIC
@@ -637,14 +630,17 @@ def _find_batch_duplicates(
     for pidx, owners in weak.items():
         if pidx in lazy:
             probe = probes_by_person[pidx]
-            same_year = set(owners) if len(years[pidx]) == 1 else _same_year_owners(run, probe, buckets)
+            kind = next(k for k, _digests, _n in probe.lookups if k in _PHONETIC)
+            # a candidate listed as phonetic_name holds one of the same-year digests
+            same_year = set(owners) if len(years[pidx]) == 1 else {
+                o for d in probe.same_year_digests for o in buckets.get((kind, d), ())}
             unchecked[pidx] = [((_PHONETIC_RANK[c not in same_year], -1, c), c)
                                for c in sorted(owners, key=lambda c: (c not in same_year, c), reverse=True)]
             queue[pidx] = []
             continue
         mine = strong.get(pidx, set())
         year = probes_by_person[pidx].year
-        ranked = [((_PHONETIC_RANK[0 if year_of(c) == year else 1], -1, c), c) for c in owners if c not in mine]
+        ranked = [(phonetic_key(c, year), c) for c in owners if c not in mine]
         ranked.sort(reverse=True)  # popped from the end
         queue[pidx] = ranked
 
@@ -678,7 +674,7 @@ def _find_batch_duplicates(
                     if passes(p, c, True):
                         passed[p] += 1
                         if c not in mine:
-                            queued.append(((_PHONETIC_RANK[0 if year_of(c) == year else 1], -1, c), c))
+                            queued.append((phonetic_key(c, year), c))
                         if passed[p] == _CAP:
                             unchecked[p] = []
                             break

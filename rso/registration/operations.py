@@ -420,6 +420,9 @@ class DuplicateProbe:
     phone: str | None
     #: the person's sex code (F, M, X): a match on the phonetic name alone needs a compatible one
     sex: str | None = None
+    #: of the phonetic look-up's digests, those for the person's own birth year (a candidate listed
+    #: as ``phonetic_name`` holds one of them; the others are for the years either side)
+    same_year_digests: frozenset[str] = frozenset()
 
     @property
     def phonetic_years(self) -> list[int]:
@@ -479,14 +482,19 @@ def duplicate_probe(vault, values: dict, *, blind=None, keys=phonetic_keys) -> D
         lookups.append((NAME_DOB, [blind.name_dob(n, dob) for n in names], 1))
     my_tokens = set(keys(full_name(values)).full.split())
     need = min(2, len(my_tokens))
+    same_year: list[str] = []
     if my_tokens and year:
-        years = _match_years(year, bool(values.get("dob_estimated")))
-        if need >= 2:
-            # two tokens in common: one look-up of the pair index (its buckets hold the people
-            # sharing both tokens, not everyone sharing the commoner one)
-            lookups.append((PHONETIC_PAIR, blind.pair_digests(my_tokens, years), 1))
-        else:
-            lookups.append((PHONETIC_NAME, _phonetic_digests(vault, sorted(my_tokens), years, blind=blind), 1))
+        by_year = {}
+        for y in _match_years(year, bool(values.get("dob_estimated"))):
+            if need >= 2:
+                # two tokens in common: one look-up of the pair index (its buckets hold the people
+                # sharing both tokens, not everyone sharing the commoner one)
+                by_year[y] = blind.pair_digests(my_tokens, [y])
+            else:
+                by_year[y] = _phonetic_digests(vault, sorted(my_tokens), [y], blind=blind)
+        same_year = by_year[year]
+        lookups.append((PHONETIC_PAIR if need >= 2 else PHONETIC_NAME,
+                        sorted({d for digests in by_year.values() for d in digests}), 1))
     return DuplicateProbe(
         lookups=lookups,
         dob=dob,
@@ -500,6 +508,7 @@ def duplicate_probe(vault, values: dict, *, blind=None, keys=phonetic_keys) -> D
         },
         phone=normalise_phone(values["phone"]) if values.get("phone") else None,
         sex=str(values["sex"]) if values.get("sex") else None,
+        same_year_digests=frozenset(same_year),
     )
 
 
