@@ -587,7 +587,7 @@ def _find_batch_duplicates(
 
     def year_of(cand: int) -> int | None:
         j = in_batch.get(cand)
-        return rules.birth_year(values[j].get("date_of_birth")) if j is not None else plain[cand][1]
+        return batch_year[j] if j is not None else plain[cand][1]
 
     def phonetic_key(cand: int, year: int | None) -> tuple:
         # where a phonetic-only candidate would be listed (_sort_key of the reason it can have)
