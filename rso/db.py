@@ -402,6 +402,20 @@ def param_mark(conn) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
+def rows_in(conn, sql: str, values: Sequence, *, before: tuple = (), raw: bool = True, size: int = 30_000) -> Iterator:
+    """The rows a plain statement gives for each of ``values``: ``sql`` holds ``IN ({marks})``,
+    filled in chunks of at most ``size`` values (SQLite takes 32,766 parameters, PostgreSQL
+    65,535), each after the ``before`` parameters (``{mark}`` in ``sql``). ``raw``: the driver's
+    own tuples (tens of thousands per batch are read this way), else rows with named columns."""
+    mark = param_mark(conn)
+    for chunk in chunks(values, size):
+        result = conn.exec_driver_sql(sql.format(mark=mark, marks=", ".join([mark] * len(chunk))), (*before, *chunk))
+        try:
+            yield from (result.cursor.fetchall() if raw else result.all())
+        finally:
+            result.close()
+
+
 def insert_rows(s: Session, table, rows: list[dict]) -> None:
     """``INSERT`` rows (dicts with the same keys; table and column names are the model's) through
     the driver's ``executemany`` (PostgreSQL: ``COPY``), each value converted by its column type's

@@ -48,7 +48,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from rso.audit.operations import record
-from rso.db import chunks, insert_rows, new_ids, param_mark, utcnow
+from rso.db import insert_rows, new_ids, param_mark, rows_in, utcnow
 from rso.errors import ValidationFailed
 from rso.reference.models import Office
 from rso.registration import operations as ops
@@ -403,19 +403,10 @@ def _probe_rows(
     for _p, kind, digests, _n in probes:
         by_kind.setdefault(kind, set()).update(digests)
     conn = s.connection()
-    mark = param_mark(conn)
     buckets: dict[tuple[str, str], list[int]] = {}
     for kind, digests in by_kind.items():
-        ordered = sorted(digests)
-        for chunk in chunks(ordered, _MAX_PARAMS):
-            sql = _SELECT_ENTRIES.format(marks=", ".join([mark] * len(chunk)), mark=mark)
-            result = conn.exec_driver_sql(sql, (kind, *chunk))
-            try:
-                rows = result.cursor.fetchall()  # plain tuples: tens of thousands per batch
-            finally:
-                result.close()
-            for digest, owner in rows:
-                buckets.setdefault((kind, digest), []).append(owner)
+        for digest, owner in rows_in(conn, _SELECT_ENTRIES, sorted(digests), before=(kind,)):
+            buckets.setdefault((kind, digest), []).append(owner)
     sets: dict[tuple[str, str], set[int]] = {}
 
     def owners_of(key) -> set[int]:
@@ -462,17 +453,8 @@ def _plain_columns(s: Session, ids: Iterable[int]) -> dict[int, tuple[str, int |
     the same filter in SQL). Whether its data key is live is not read: a crypto-shredded person
     owns no blind index entries (``vault.operations.shred`` deletes them with the key), so it is
     never a candidate here, and :func:`_open_candidates` skips one all the same."""
-    out: dict[int, tuple[str, int | None, int]] = {}
-    conn = s.connection()
-    mark = param_mark(conn)
-    for chunk in chunks(sorted(ids), _MAX_PARAMS):
-        result = conn.exec_driver_sql(_SELECT_PLAIN.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
-        try:
-            for pid, sex, year, version in result.cursor.fetchall():
-                out[pid] = (sex, year, version)
-        finally:
-            result.close()
-    return out
+    return {pid: (sex, year, version)
+            for pid, sex, year, version in rows_in(s.connection(), _SELECT_PLAIN, sorted(ids))}
 
 
 def _open_candidates(s: Session, vault, ids: list[int], *, complete: bool = True) -> dict[int, tuple]:
@@ -482,20 +464,15 @@ def _open_candidates(s: Session, vault, ids: list[int], *, complete: bool = True
     those (exact) look-ups would have found it too, so its date of birth, documents and phone could
     add no reason; they stay shut (left empty in the entry)."""
     fields = ops.CONFIRM_FIELDS if complete else _NAME_FIELDS
-    conn = s.connection()
-    mark = param_mark(conn)
     sealed = ", ".join(f"p.{name}_sealed" for name in fields)  # the module's own column names
     out: dict[int, tuple] = {}
-    for chunk in chunks(sorted(ids), 1000):
-        rows = conn.exec_driver_sql(_SELECT_SEALED.format(sealed=sealed, marks=", ".join([mark] * len(chunk))),
-                                    tuple(chunk))
-        for row in rows:
-            if row.wrapped is None:
-                continue  # crypto-shredded: no longer anyone's duplicate
-            bk = vault.bound(vault.unwrap(row.wrapped))
-            opened = ops._open_fields(bk, row, fields)
-            out[row.id] = (row.version, row.birth_year, str(row.sex), opened if complete else _NOT_OPENED | opened,
-                           complete)
+    for row in rows_in(s.connection(), _SELECT_SEALED.replace("{sealed}", sealed), sorted(ids), raw=False):
+        if row.wrapped is None:
+            continue  # crypto-shredded: no longer anyone's duplicate
+        bk = vault.bound(vault.unwrap(row.wrapped))
+        opened = ops._open_fields(bk, row, fields)
+        out[row.id] = (row.version, row.birth_year, str(row.sex), opened if complete else _NOT_OPENED | opened,
+                       complete)
     return out
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, contains_eager, joinedload, lazyload
 
 from rso.audit.operations import event as audit_event
 from rso.audit.operations import record, record_many
-from rso.db import check_version, chunks, param_mark, utcnow
+from rso.db import check_version, chunks, rows_in, utcnow
 from rso.errors import Conflict, NotFound, Refused, ValidationFailed
 from rso.reference.loader import codes
 from rso.reference.models import Office
@@ -837,25 +837,21 @@ def written_registrations(s: Session, cases: list[dict], done) -> list[Registrat
     call it in the writing transaction: what it returns stays usable after commit."""
     office = s.get(Office, done.case_rows[0]["office_id"]) if done.case_rows else None
     conn = s.connection()
-    mark = param_mark(conn)
     incident_ids = sorted({r["incident_id"] for r in done.case_rows if r["incident_id"] is not None})
     incidents = {}
-    if incident_ids:
-        rows = conn.exec_driver_sql(_INCIDENT_COLUMNS.format(marks=", ".join([mark] * len(incident_ids))),
-                                    tuple(incident_ids))
-        for i, public_id, vessel, departure, disembarkation, day, aboard in rows:
-            incidents[i] = SimpleNamespace(  # the attributes _incident_dict reads (SQLite gives the date as text)
-                public_id=public_id, vessel_name=vessel, departure_point=departure,
-                disembarkation_point=disembarkation, number_aboard=aboard,
-                date=date.fromisoformat(day) if isinstance(day, str) else day)
+    for i, public_id, vessel, departure, disembarkation, day, aboard in rows_in(conn, _INCIDENT_COLUMNS,
+                                                                                incident_ids):
+        incidents[i] = SimpleNamespace(  # the attributes _incident_dict reads (SQLite gives the date as text)
+            public_id=public_id, vessel_name=vessel, departure_point=departure,
+            disembarkation_point=disembarkation, number_aboard=aboard,
+            date=date.fromisoformat(day) if isinstance(day, str) else day)
     candidates: dict[int, SimpleNamespace] = {}
-    for chunk in chunks(sorted({d["candidate_id"] for d in done.decision_rows}), 1000):
-        rows = conn.exec_driver_sql(_CANDIDATE_COLUMNS.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
-        for pid, public_id, office_id, birth_year, sex, case_public_id, case_number, office_code in rows:
-            candidates[pid] = SimpleNamespace(
-                id=pid, public_id=public_id, office_id=office_id, birth_year=birth_year, sex=Sex(sex),
-                case=SimpleNamespace(public_id=case_public_id, case_number=case_number,
-                                     office=SimpleNamespace(code=office_code)))
+    for pid, public_id, office_id, birth_year, sex, case_public_id, case_number, office_code in rows_in(
+            conn, _CANDIDATE_COLUMNS, sorted({d["candidate_id"] for d in done.decision_rows})):
+        candidates[pid] = SimpleNamespace(
+            id=pid, public_id=public_id, office_id=office_id, birth_year=birth_year, sex=Sex(sex),
+            case=SimpleNamespace(public_id=case_public_id, case_number=case_number,
+                                 office=SimpleNamespace(code=office_code)))
     # each person's pending decisions with their matches (decision rows are written in duplicates' order)
     decisions: dict[int, list[tuple[SimpleNamespace, Match]]] = {}
     for d, (pid, cid, reasons, values) in zip(done.decision_rows, done.duplicates, strict=True):
