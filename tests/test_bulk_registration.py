@@ -23,6 +23,7 @@ from rso.registration.bulk import (
 )
 from rso.registration.models import SEALED_PERSON_FIELDS, Case, CaseNumberCounter, DuplicateDecision, Person
 from rso.registration.testing import case_payload, family_of_four, member
+from rso.vault.crypto import count_vault_reads
 from rso.vault.models import BlindIndexEntry, DataKey
 from rso.vault.runtime import vault_for
 
@@ -344,7 +345,6 @@ def test_bulk_lists_the_same_duplicates_as_find_duplicates_for_common_names(app,
 def test_find_duplicates_opens_only_the_phonetic_candidates_it_lists(app, cw):
     """Forty namesakes born the same year, one with the same document: the ten listed are those
     opening every candidate would list first, yet only about ten are decrypted to find them."""
-    from rso.vault.crypto import count_vault_reads
 
     vault = vault_for(app)
     passport = [{"type": "passport", "number": "MM7700123", "issuing_country": "MMR"}]
@@ -375,7 +375,6 @@ def test_bulk_decrypts_only_the_names_of_candidates_found_by_the_phonetic_name_a
     holder, opened by name only just before, is opened again whole (the document is a reason).
     Both lists are exactly what find_duplicates gives."""
     from rso.registration.bulk import _NAME_FIELDS, _NOT_OPENED
-    from rso.vault.crypto import count_vault_reads
 
     assert set(_NAME_FIELDS) | set(_NOT_OPENED) == set(ops.CONFIRM_FIELDS)
     vault = vault_for(app)
@@ -474,6 +473,58 @@ def test_a_same_year_namesake_is_not_cut_by_five_hundred_born_the_year_before(ap
     assert expected[0] == (born_1990, ["phonetic_name"])
     assert [r for _c, r in expected[1:]] == [["phonetic_name_near"]] * 9
     assert [(c, r) for _p, c, r, _v in res.duplicates] == expected
+
+
+def test_a_name_and_date_of_birth_candidate_born_another_year_stays_shut(app, cw, monkeypatch):
+    """The name + date of birth index is truncated: at a million persons some twenty unrelated
+    persons share each digest. Here it keeps a single bucket, so all 24 persons are candidates of
+    every probe. Only those born the probe's year are decrypted (their date may be the same); the
+    real match is listed, and so is a namesake born the year before, for a probe born about 1990
+    (through the phonetic look-up), exactly as find_duplicates lists them."""
+    from rso.vault.blind import NAME_DOB, BlindIndexer
+
+    digest = BlindIndexer.digest
+    monkeypatch.setattr(BlindIndexer, "digest",
+                        lambda self, kind, normalised: "0" if kind == NAME_DOB else digest(self, kind, normalised))
+    vault = vault_for(app)
+    names = [("Aung", "Kyaw"), ("Nur", "Begum"), ("Karim", "Ullah"), ("Zahra", "Karimi"), ("Ahmad", "Wali"),
+             ("Thida", "Win"), ("Selvi", "Kumar"), ("Hawa", "Juma"), ("Ibrahim", "Sesay"), ("Lina", "Haddad"),
+             ("Omar", "Farouk"), ("Grace", "Otieno")]
+    others = [case_payload([member(given_name=g, family_name=f, date_of_birth=f"{1970 + i}-03-0{1 + i % 9}")])
+              for i, (g, f) in enumerate(names + [(f, g) for g, f in names[:8]])]
+    others += [case_payload([member(given_name=g, family_name=f, date_of_birth="1990-02-02")])
+               for g, f in (("Thu", "Zar"), ("Abdi", "Noor"))]
+    match = case_payload([member(given_name="Mohammed", family_name="Rahman", sex="M", date_of_birth="1990-06-30")])
+    near = case_payload([member(given_name="Muhammad", family_name="Rahman", sex="M", date_of_birth="1989-05-05")])
+    probes = [rules.validate_case(case_payload([member(given_name="Mohammed", family_name="Rahman", sex="M",
+                                                       date_of_birth="1990-06-30")])),
+              rules.validate_case(case_payload([member(given_name="Mohamad", family_name="Rahman", sex="M",
+                                                       date_of_birth="1990", dob_estimated=True,
+                                                       age_assessment={"method": "self_declared"})]))]
+    with app.app_context(), session_scope(app) as s:
+        office = s.scalar(select(Office).where(Office.code == "IDN-JKT"))
+        first = register_households_bulk(s, vault, [rules.validate_case(p) for p in [*others, match, near]],
+                                         office=office, user=cw)
+        s.flush()
+        bucket = set(s.scalars(select(BlindIndexEntry.owner_id).where(BlindIndexEntry.kind == NAME_DOB)))
+        match_id, near_id = first.person_ids[-2][0], first.person_ids[-1][0]
+        runs = []
+        for probe in probes:
+            with count_vault_reads() as reads:
+                expected = [(m.candidate.id, m.reasons) for m in ops.find_duplicates(s, probe["members"][0],
+                                                                                    vault=vault)]
+            res = register_households_bulk(s, vault, [probe], office=office, user=cw, context=BulkContext(vault))
+            assert [(c, r) for _p, c, r, _v in res.duplicates] == expected
+            runs.append((expected, reads.count, res.candidates_opened, res.person_ids[0][0]))
+    assert len(bucket) == 24
+    (exact, exact_reads, exact_opened, exact_id), (about, about_reads, about_opened, _) = runs
+    assert exact == [(match_id, ["same_name_dob", "phonetic_name"])]
+    # (the first probe is registered by then)
+    assert about == [(match_id, ["phonetic_name"]), (exact_id, ["phonetic_name"]), (near_id, ["phonetic_name_near"])]
+    # those born in 1990, whole, and the namesake born in 1989 (its phonetic name: one-by-one, whole)
+    fields = len(ops.CONFIRM_FIELDS)
+    assert exact_reads == 3 * fields and exact_opened == 3
+    assert about_reads == 5 * fields and about_opened == 5
 
 
 def test_phonetic_duplicates_come_from_the_pair_index_and_reindexing_restores_it(app, cw):

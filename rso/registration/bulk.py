@@ -547,7 +547,7 @@ def _find_batch_duplicates(
             external.update(owners)
     plain = _plain_columns(s, external.difference(in_batch))
 
-    def passes(pidx: int, owner: int, phonetic: bool) -> bool:
+    def passes(pidx: int, owner: int, kind: str) -> bool:
         j = in_batch.get(owner)
         if j is not None:
             # only persons registered before this one's case (never its own case, never a later one)
@@ -559,8 +559,10 @@ def _find_batch_duplicates(
             if found is None:
                 return False  # gone (erased persons own no entries)
             sex, year = found[0], found[1]
+        if kind == NAME_DOB:  # as ops.name_dob_peer
+            return year == probes_by_person[pidx].year
         ok_sexes = sexes[pidx]
-        return not phonetic or (year in years[pidx] and (ok_sexes is None or sex in ok_sexes))
+        return kind not in _PHONETIC or (year in years[pidx] and (ok_sexes is None or sex in ok_sexes))
 
     def year_of(cand: int) -> int | None:
         j = in_batch.get(cand)
@@ -573,7 +575,7 @@ def _find_batch_duplicates(
     per_kind: dict[tuple[int, str], list[int]] = {}
     for pidx, kind, owners in hits:
         phonetic = kind in _PHONETIC
-        keep = list(owners) if phonetic and pidx in lazy else [o for o in owners if passes(pidx, o, phonetic)]
+        keep = list(owners) if phonetic and pidx in lazy else [o for o in owners if passes(pidx, o, kind)]
         if keep:
             per_kind[(pidx, kind)] = keep
     strong: dict[int, set[int]] = {}
@@ -648,7 +650,7 @@ def _find_batch_duplicates(
             for p, part in walk.items():
                 mine, year, queued = strong.get(p, ()), probes_by_person[p].year, queue[p]
                 for c in part:
-                    if passes(p, c, True):
+                    if passes(p, c, PHONETIC_NAME):  # (either phonetic kind: the same filter)
                         passed[p] += 1
                         if c not in mine:
                             queued.append((phonetic_key(c, year), c))

@@ -456,6 +456,15 @@ def phonetic_peer(probe: DuplicateProbe) -> list:
     return where
 
 
+def name_dob_peer(probe: DuplicateProbe) -> list:
+    """The condition on plain ``Person`` columns every name + date of birth candidate of ``probe``
+    meets: born the same year (the same date is confirmed once opened). The truncated index
+    holds some twenty unrelated persons per digest at a million persons (see
+    :mod:`rso.vault.blind`); nearly all are dropped here, unopened. One dropped that could still
+    match by its phonetic name is found by the phonetic look-up."""
+    return [Person.birth_year == probe.year]
+
+
 #: the look-ups that find candidates by the phonetic name alone
 PHONETIC_LOOKUPS = (PHONETIC_NAME, PHONETIC_PAIR)
 
@@ -582,7 +591,8 @@ def find_duplicates(
             phonetic.update(_candidates(s, kind, digests, at_least=at_least, where=phonetic_peer(probe),
                                         year=probe.year))
         else:
-            strong.update(_candidates(s, kind, digests, at_least=at_least))
+            strong.update(_candidates(s, kind, digests, at_least=at_least,
+                                      where=name_dob_peer(probe) if kind == NAME_DOB else ()))
     phonetic -= strong
     if not strong and not phonetic:
         return []
