@@ -82,8 +82,6 @@ _BLIND = BlindIndexEntry.__table__
 _DUPS = DuplicateDecision.__table__
 _INCIDENTS = SeaIncident.__table__
 _DK = DataKey.__table__
-#: most parameters one statement may carry (SQLite allows 32766, PostgreSQL 65535)
-_MAX_PARAMS = 30_000
 #: the most candidates kept per person and index kind (as ``operations._candidates``)
 _CAP = 500
 _REASON_ORDER = list(ops.REASON_TEXT)
@@ -503,7 +501,8 @@ def _find_batch_duplicates(
     the batch, as ``find_duplicates`` would list them (at most 10 per person, strongest first) if
     the batch's cases were registered one after the other.
 
-    Candidates found by a document, phone or name + date of birth look-up are all confirmed.
+    Candidates found by a document, phone or name + date of birth look-up are all confirmed
+    (by name + date of birth: those born the probe's year, see ``operations.name_dob_peer``).
     One found by the phonetic name alone can only be confirmed as ``phonetic_name`` (same birth
     year) or ``phonetic_name_near``, so its place in the list is known from plain columns before
     it is opened: those are confirmed in that order, only until ten better-placed matches are

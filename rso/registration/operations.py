@@ -584,7 +584,7 @@ def find_duplicates(
     comparing normalised values, since truncated indexes give false bucket hits."""
     vault = _vault(vault)
     probe = duplicate_probe(vault, values)
-    strong: set[int] = set()  # found by a document, phone or name + date of birth: all confirmed
+    strong: set[int] = set()  # found by a document, phone or name + date of birth (born that year): all confirmed
     phonetic: set[int] = set()
     for kind, digests, at_least in probe.lookups:
         if kind in PHONETIC_LOOKUPS:
