@@ -461,7 +461,8 @@ def name_dob_peer(probe: DuplicateProbe) -> list:
     meets: born the same year (the same date is confirmed once opened). The truncated index
     holds some twenty unrelated persons per digest at a million persons (see
     :mod:`rso.vault.blind`); nearly all are dropped here, unopened. One dropped that could still
-    match by its phonetic name is found by the phonetic look-up."""
+    match by its phonetic name is found by the phonetic look-up (unless that look-up is cut at its
+    500 candidates, as a namesake without the colliding digest would be)."""
     return [Person.birth_year == probe.year]
 
 
