@@ -15,6 +15,8 @@ from rso.bench.load import run_load, wait_for_port
 from rso.bench.timing import Sample, peak_memory_mb, repeat, timed
 
 PAGE = 50
+#: the persons the bulk path's floor is measured on (three registrations of them, on fresh databases)
+FLOOR_PERSONS = 5000
 API_CLIENTS = 8
 #: the bench accounts' password: they live only in the throw-away benchmark database
 BENCH_PASSWORD = "bench password 123"  # noqa: S105
@@ -35,6 +37,8 @@ class Report:
     persons: int
     engine: str
     rows: list[Row] = field(default_factory=list)
+    #: the bulk path's raw baseline, measured in this run
+    baseline_rows_per_second: float = 0.0
 
     @property
     def slack(self) -> int:
@@ -335,7 +339,7 @@ def build_caseload(app, report: Report, persons: int, seed: int, console) -> lis
     baseline_n = min(persons, 200_000)
     raw = [bulk_baseline(app.extensions["rso_engine"], baseline_n)["rows_per_second"] for _ in range(3)]
     raw.sort()
-    raw_rate = raw[1]
+    raw_rate = report.baseline_rows_per_second = raw[1]
     rate = result["persons_per_second"]
     report.add(f"bulk registration ({result['persons']:,} persons, {result['possible_duplicates']:,} flagged)",
                f"{rate:,.0f} persons/s ({result['seconds']:.0f} s)",
@@ -352,6 +356,33 @@ def build_caseload(app, report: Report, persons: int, seed: int, console) -> lis
         if len(samples) >= 50:
             break
     return samples
+
+
+def measure_bulk_floor(report: Report, work: Path, persons: int, seed: int) -> None:
+    """The bulk path against the floor its design sets (:mod:`rso.bench.floor`), and that floor
+    against the raw baseline: below half of it, the bulk target is out of reach of any code
+    that keeps the design."""
+    import shutil
+
+    from rso.bench.floor import measure_floor
+
+    floor_dir = work / "floor"
+    try:
+        floor = measure_floor(floor_dir, min(persons, FLOOR_PERSONS), seed)
+    finally:
+        shutil.rmtree(floor_dir, ignore_errors=True)
+    per = floor.per_person
+    rate, baseline = floor.persons_per_second, report.baseline_rows_per_second
+    report.add(f"bulk path's floor: its rows and cryptography by raw calls, no look-ups ({floor.persons:,} persons; "
+               f"per person {per(floor.rows)} rows, {per(floor.seals)} AES-GCM seals, {per(floor.opens)} opens, "
+               f"{per(floor.macs)} HMACs)",
+               f"{rate:,.0f} persons/s (per person: writing {floor.sql_seconds / floor.persons * 1e6:.0f} us, "
+               f"cryptography {floor.crypto_seconds / floor.persons * 1e6:.0f} us)",
+               f"{baseline:,.0f} rows/s (the bulk baseline: {1e6 / baseline:.0f} us a row)", f"{rate / baseline:.2f}",
+               "the bulk target needs >= 0.5")
+    report.add(f"bulk registration of the same {floor.persons:,} persons",
+               f"{floor.app_persons_per_second:,.0f} persons/s", f"{rate:,.0f} persons/s (its floor)",
+               f"{floor.app_persons_per_second / rate:.2f}")
 
 
 def add_queue_items(app, report: Report, total: int) -> None:
@@ -443,6 +474,8 @@ def run(*, persons: int, database_url: str | None, repeats: int, api_requests: i
     report = Report(persons, app.extensions["rso_engine"].dialect.name)
     console.print(f"Building {persons:,} persons in {cfg['DATABASE_URL'].split('@')[-1]} ...")
     samples = build_caseload(app, report, persons, seed, console)
+    if report.engine == "sqlite":
+        measure_bulk_floor(report, work, persons, seed)
     if queue_items:
         add_queue_items(app, report, queue_items)
     measure_lookups(app, report, samples, repeats)
