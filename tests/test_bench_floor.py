@@ -41,7 +41,7 @@ def _rows(app, table):
 
 def test_replaying_the_recorded_statements_writes_the_same_rows(sqlite_only, tmp_path):
     recorded = _fresh(tmp_path, "recorded")
-    with recording(recorded.extensions["rso_engine"], vault_for(recorded), PERSONS) as rec:
+    with recording(recorded.extensions["rso_engine"], vault_for(recorded)) as rec:
         result = bulk_register_synthetic(recorded, PERSONS, 7)
     assert result["persons"] == PERSONS and result["possible_duplicates"] > 0
     replayed = _fresh(tmp_path, "replayed")
@@ -61,7 +61,7 @@ def test_every_seal_and_key_wrap_is_recorded_and_the_vault_is_left_as_it_was(sql
     app = _fresh(tmp_path, "recorded")
     vault = vault_for(app)
     aead_for, master = crypto._aead_for, dict(vault.provider._aead)
-    with recording(app.extensions["rso_engine"], vault, PERSONS) as rec:
+    with recording(app.extensions["rso_engine"], vault) as rec:
         bulk_register_synthetic(app, PERSONS, 7)
     # what was sealed is in the database: every non-empty *_sealed value of any table, and a data key wrapped
     # for each data key

@@ -9,8 +9,9 @@ of the synthetic caseload are registered once while their write statements and t
 and HMAC calls are recorded; then the statements are replayed by plain DB-API ``execute`` /
 ``executemany`` on a fresh copy of the same database, and the cryptography is redone by raw
 ``cryptography`` and ``hmac`` calls over inputs of the recorded sizes, one cipher per key as the
-vault keeps them. The duplicate check's reads are not replayed (its decryptions are), so the
-floor is an upper bound on what any code keeping this design can reach.
+vault keeps them. The duplicate check's reads are not replayed (its decryptions are), nor any of
+the work that builds the rows, so the floor is an upper bound on what any code writing these rows
+can reach.
 
 SQLite only: on PostgreSQL the bulk path writes by ``COPY``, which passes no statement to record.
 """
@@ -40,7 +41,6 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "BEGIN")
 
 @dataclass
 class Recording:
-    persons: int
     statements: list[Statement] = field(default_factory=list)
     crypto: list[CryptoCall] = field(default_factory=list)
 
@@ -72,12 +72,12 @@ class _CountingCipher:
 
 
 @contextmanager
-def recording(engine, vault, persons: int) -> Iterator[Recording]:
+def recording(engine, vault) -> Iterator[Recording]:
     """Record the write statements ``engine`` runs and the AES-GCM and HMAC calls ``vault``
     makes inside the block (one process: the bench's own)."""
     from rso.vault import blind, crypto
 
-    rec = Recording(persons)
+    rec = Recording()
     key_numbers: dict[object, int] = {}  # a key's SHA-256 (or a master key's id) -> its number
 
     def numbered(cipher, name) -> _CountingCipher:
@@ -219,7 +219,7 @@ def measure_floor(workdir, persons: int, seed: int) -> Floor:
     app_seconds = bulk_register_synthetic(app, persons, seed)["seconds"]
     dispose(app)
     app = fresh("floor-recorded")
-    with recording(app.extensions["rso_engine"], vault_for(app), persons) as rec:
+    with recording(app.extensions["rso_engine"], vault_for(app)) as rec:
         bulk_register_synthetic(app, persons, seed)
     dispose(app)
     app = fresh("floor-replayed")
