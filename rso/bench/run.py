@@ -361,7 +361,7 @@ def build_caseload(app, report: Report, persons: int, seed: int, console) -> lis
 def measure_bulk_floor(report: Report, work: Path, persons: int, seed: int) -> None:
     """The bulk path against the floor its design sets (:mod:`rso.bench.floor`), and that floor
     against the raw baseline: below half of it, the bulk target is out of reach of any code
-    that keeps the design."""
+    that writes these rows. SQLite only (see there)."""
     import shutil
 
     from rso.bench.floor import measure_floor
