@@ -45,7 +45,7 @@ def test_bench_measures_every_figure_beside_its_baseline_and_the_engines_target(
     # the targets: PostgreSQL is to stay within a factor of 2 of SQLite's
     targets = {name: rows[name].target for name in ("duplicate look-up", "registration API", "master key rotation",
                                                        "bulk registration", "NCP caseload report")}
-    floor = "bulk path's floor: its rows and cryptography by raw calls, no look-ups"
+    floor = "bulk path's floor: its rows and cryptography by raw calls, no reads"
     if url is None:  # the floor of the bulk path is measured on SQLite (PostgreSQL's COPY passes no statement)
         assert rows[floor].value.endswith("us)") and rows[floor].ratio and rows[floor].target
         assert rows["bulk registration of the same 300 persons"].baseline.endswith("persons/s (its floor)")

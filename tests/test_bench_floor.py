@@ -44,6 +44,11 @@ def test_replaying_the_recorded_statements_writes_the_same_rows(sqlite_only, tmp
     with recording(recorded.extensions["rso_engine"], vault_for(recorded)) as rec:
         result = bulk_register_synthetic(recorded, PERSONS, 7)
     assert result["persons"] == PERSONS and result["possible_duplicates"] > 0
+    # writes only, in the registration's own transactions (not one per statement)
+    verbs = [sql.split()[0].upper() for sql, _params, _many in rec.statements]
+    assert set(verbs) <= {"BEGIN", "INSERT", "UPDATE", "DELETE", "COMMIT"}
+    assert verbs[0] == "BEGIN" and verbs[-1] == "COMMIT" and 1 <= verbs.count("BEGIN") == verbs.count("COMMIT")
+    assert len(verbs) > 4 * verbs.count("BEGIN")
     replayed = _fresh(tmp_path, "replayed")
     assert _rows(replayed, "persons") == []
     assert replay_statements(replayed.extensions["rso_engine"], rec.statements) > 0
@@ -100,3 +105,18 @@ def test_the_floor_registers_times_records_and_replays_the_same_persons(sqlite_o
         with closing(sqlite3.connect(tmp_path / name / "bench.sqlite")) as conn:
             assert conn.execute("SELECT COUNT(*) FROM persons").fetchone() == (PERSONS,), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["floor-app", "floor-recorded", "floor-replayed"]
+
+
+def test_a_failure_inside_the_recording_leaves_the_vault_and_the_engine_as_they_were(sqlite_only, tmp_path):
+    app = _fresh(tmp_path, "recorded")
+    engine, vault = app.extensions["rso_engine"], vault_for(app)
+    aead_for, master = crypto._aead_for, dict(vault.provider._aead)
+    with pytest.raises(RuntimeError), recording(engine, vault) as rec:
+        vault.new_data_key()
+        vault.forget()  # the vault may drop its cached ciphers meanwhile
+        raise RuntimeError("stop")
+    assert rec.count("enc") == 1
+    assert crypto._aead_for is aead_for and blind.hmac is hmac and vault.provider._aead == master
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE offices SET name = name"))
+    assert rec.statements == []

@@ -9,9 +9,9 @@ of the synthetic caseload are registered once while their write statements and t
 and HMAC calls are recorded; then the statements are replayed by plain DB-API ``execute`` /
 ``executemany`` on a fresh copy of the same database, and the cryptography is redone by raw
 ``cryptography`` and ``hmac`` calls over inputs of the recorded sizes, one cipher per key as the
-vault keeps them. The duplicate check's reads are not replayed (its decryptions are), nor any of
-the work that builds the rows, so the floor is an upper bound on what any code writing these rows
-can reach.
+vault keeps them. The duplicate check's reads are not replayed (its decryptions and the digests
+it looks up are), nor any of the work that builds the rows, so the floor is an upper bound on what
+code writing these rows, in these transactions, can reach.
 
 SQLite only: on PostgreSQL the bulk path writes by ``COPY``, which passes no statement to record.
 """
@@ -99,21 +99,26 @@ def recording(engine, vault) -> Iterator[Recording]:
         rec.crypto.append(("mac", 0, len(msg), 0))
         return hmac.digest(key, msg, digest)
 
+    def counted_aead_for(key):
+        return numbered(aead_for(key), hashlib.sha256(key).digest())
+
     aead_for = crypto._aead_for
+    counted_aead_for.cache_clear = aead_for.cache_clear  # Vault.forget() clears the real cache
     master = vault.provider._aead
     saved_master = dict(master)
-    crypto._aead_for = lambda key: numbered(aead_for(key), hashlib.sha256(key).digest())
-    master.update({kid: numbered(cipher, kid) for kid, cipher in saved_master.items()})
-    blind.hmac = SimpleNamespace(digest=mac)
-    event.listen(engine, "before_cursor_execute", on_statement)
-    event.listen(engine, "commit", on_commit)
-    event.listen(engine, "rollback", on_rollback)
     try:
+        crypto._aead_for = counted_aead_for
+        master.update({kid: numbered(cipher, kid) for kid, cipher in saved_master.items()})
+        blind.hmac = SimpleNamespace(digest=mac)
+        event.listen(engine, "before_cursor_execute", on_statement)
+        event.listen(engine, "commit", on_commit)
+        event.listen(engine, "rollback", on_rollback)
         yield rec
     finally:
-        event.remove(engine, "rollback", on_rollback)
-        event.remove(engine, "commit", on_commit)
-        event.remove(engine, "before_cursor_execute", on_statement)
+        for name, listener in (("rollback", on_rollback), ("commit", on_commit),
+                               ("before_cursor_execute", on_statement)):
+            if event.contains(engine, name, listener):
+                event.remove(engine, name, listener)
         blind.hmac = hmac
         master.clear()
         master.update(saved_master)
@@ -216,14 +221,16 @@ def measure_floor(workdir, persons: int, seed: int) -> Floor:
         app.extensions["rso_engine"].dispose()
 
     app = fresh("floor-app")
-    app_seconds = bulk_register_synthetic(app, persons, seed)["seconds"]
+    timed = bulk_register_synthetic(app, persons, seed)
     dispose(app)
     app = fresh("floor-recorded")
     with recording(app.extensions["rso_engine"], vault_for(app)) as rec:
-        bulk_register_synthetic(app, persons, seed)
+        recorded = bulk_register_synthetic(app, persons, seed)
     dispose(app)
+    if recorded["persons"] != timed["persons"]:
+        raise RuntimeError("the recorded registration registered other persons than the timed one")
     app = fresh("floor-replayed")
     sql_seconds = replay_statements(app.extensions["rso_engine"], rec.statements)
     dispose(app)
-    return Floor(persons, app_seconds, sql_seconds, replay_crypto(rec.crypto), rec.rows, rec.count("enc"),
+    return Floor(timed["persons"], timed["seconds"], sql_seconds, replay_crypto(rec.crypto), rec.rows, rec.count("enc"),
                  rec.count("dec"), rec.count("mac"))

@@ -373,7 +373,7 @@ def measure_bulk_floor(report: Report, work: Path, persons: int, seed: int) -> N
         shutil.rmtree(floor_dir, ignore_errors=True)
     per = floor.per_person
     rate, baseline = floor.persons_per_second, report.baseline_rows_per_second
-    report.add(f"bulk path's floor: its rows and cryptography by raw calls, no look-ups ({floor.persons:,} persons; "
+    report.add(f"bulk path's floor: its rows and cryptography by raw calls, no reads ({floor.persons:,} persons; "
                f"per person {per(floor.rows)} rows, {per(floor.seals)} AES-GCM seals, {per(floor.opens)} opens, "
                f"{per(floor.macs)} HMACs)",
                f"{rate:,.0f} persons/s (per person: writing {floor.sql_seconds / floor.persons * 1e6:.0f} us, "
